@@ -1,0 +1,169 @@
+//! Fault-injecting wrapper around any backend, for tests.
+//!
+//! Owns: deciding, per call, whether to fail it before it reaches the inner
+//! backend (so a failed call changes nothing), and counting calls.
+//! Must never: fail a call after it changed the inner backend; a test relying on
+//! "failed means unchanged" would then be testing a lie.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::{Backend, BackendError, FileInfo, Result};
+
+/// Which calls a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Read,
+    Put,
+    Delete,
+    Mkdirs,
+    Stat,
+    List,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Probability (0..=1) that a matching call fails.
+    probability: f64,
+    kinds: Vec<OpKind>,
+    /// Fail exactly these (1-based) call numbers, counted over matching calls.
+    fail_nth: Vec<u64>,
+    matched: u64,
+    rng: u64,
+    injected: u64,
+}
+
+/// Wraps a backend and fails chosen calls with EIO, deterministically from a seed.
+#[derive(Debug)]
+pub struct FaultBackend {
+    inner: Arc<dyn Backend>,
+    state: Mutex<State>,
+    calls: AtomicU64,
+}
+
+impl FaultBackend {
+    pub fn new(inner: Arc<dyn Backend>, seed: u64) -> Self {
+        FaultBackend {
+            inner,
+            state: Mutex::new(State {
+                probability: 0.0,
+                kinds: Vec::new(),
+                fail_nth: Vec::new(),
+                matched: 0,
+                rng: seed | 1,
+                injected: 0,
+            }),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fail matching calls of these kinds with the given probability.
+    pub fn set_failure_rate(&self, kinds: &[OpKind], probability: f64) {
+        let mut s = self.lock();
+        s.kinds = kinds.to_vec();
+        s.probability = probability;
+    }
+
+    /// Fail exactly the n-th (1-based) matching calls of these kinds from now on.
+    pub fn fail_calls(&self, kinds: &[OpKind], nth: &[u64]) {
+        let mut s = self.lock();
+        s.kinds = kinds.to_vec();
+        s.fail_nth = nth.to_vec();
+        s.matched = 0;
+    }
+
+    /// Stop injecting faults.
+    pub fn heal(&self) {
+        let mut s = self.lock();
+        s.probability = 0.0;
+        s.fail_nth.clear();
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> u64 {
+        self.lock().injected
+    }
+
+    /// How many calls reached this wrapper.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn check(&self, kind: OpKind, op: &'static str, path: &str) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.lock();
+        if !s.kinds.contains(&kind) {
+            return Ok(());
+        }
+        s.matched += 1;
+        // xorshift64*: deterministic per seed and call order.
+        let mut x = s.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.rng = x;
+        let r = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+        let matched = s.matched;
+        if s.fail_nth.contains(&matched) || r < s.probability {
+            s.injected += 1;
+            return Err(BackendError::io(op, path, 5, "injected fault"));
+        }
+        Ok(())
+    }
+}
+
+impl Backend for FaultBackend {
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.check(OpKind::Read, "read", path)?;
+        self.inner.read_at(path, offset, buf)
+    }
+    fn put(&self, path: &str, data: &[u8]) -> Result<()> {
+        self.check(OpKind::Put, "put", path)?;
+        self.inner.put(path, data)
+    }
+    fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
+        self.check(OpKind::Delete, "delete", path)?;
+        self.inner.delete(path, recursive)
+    }
+    fn mkdirs(&self, path: &str) -> Result<()> {
+        self.check(OpKind::Mkdirs, "mkdirs", path)?;
+        self.inner.mkdirs(path)
+    }
+    fn stat(&self, path: &str) -> Result<Option<FileInfo>> {
+        self.check(OpKind::Stat, "stat", path)?;
+        self.inner.stat(path)
+    }
+    fn list(&self, dir: &str) -> Result<Vec<FileInfo>> {
+        self.check(OpKind::List, "list", dir)?;
+        self.inner.list(dir)
+    }
+    fn describe(&self) -> String {
+        format!("fault({})", self.inner.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBackend;
+
+    #[test]
+    fn failed_put_changes_nothing() {
+        let mem = Arc::new(MemoryBackend::new());
+        let f = FaultBackend::new(mem.clone(), 7);
+        f.put("/a", b"old").unwrap();
+        f.fail_calls(&[OpKind::Put], &[1]);
+        assert!(f.put("/a", b"new").is_err());
+        let mut buf = [0u8; 3];
+        f.read_at("/a", 0, &mut buf).unwrap();
+        assert_eq!(&buf, b"old");
+        f.put("/a", b"new").unwrap();
+        f.read_at("/a", 0, &mut buf).unwrap();
+        assert_eq!(&buf, b"new");
+        assert_eq!(f.injected(), 1);
+    }
+}

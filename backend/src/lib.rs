@@ -1,0 +1,112 @@
+//! Storage backends: the bottom layer of the engine.
+//!
+//! Owns: the `Backend` trait (a small, blocking, path-based file API) and its
+//! implementations: in-memory (`memory`), fault-injecting wrapper (`fault`) and
+//! libhdfs (`libhdfs`: `ofs://` for Ozone, `file://` for a local directory).
+//! Must never: know about volumes, chunks or block sizes; share one open file
+//! between threads; be called from an SPDK reactor thread (calls block, and the
+//! libhdfs one enters the JVM).
+
+pub mod fault;
+#[cfg(feature = "libhdfs")]
+pub mod libhdfs;
+pub mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+
+/// What went wrong in a backend call. Every variant says what to do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The path does not exist.
+    #[error("{path}: no such file or directory")]
+    NotFound { path: String },
+    /// The backend cannot be reached (e.g. the Ozone Manager is down).
+    #[error("{what}: backend unreachable: {msg}")]
+    Unavailable { what: String, msg: String },
+    /// The bucket or filesystem does not support what the volume format needs.
+    #[error("{path}: {msg}")]
+    Unsupported { path: String, msg: String },
+    /// Any other I/O failure. `errno` is a positive POSIX errno (EIO when unknown).
+    #[error("{op} {path}: {msg} (errno {errno})")]
+    Io {
+        op: &'static str,
+        path: String,
+        errno: i32,
+        msg: String,
+    },
+}
+
+impl BackendError {
+    /// The positive POSIX errno that best describes this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            BackendError::NotFound { .. } => 2,      // ENOENT
+            BackendError::Unavailable { .. } => 112, // EHOSTDOWN
+            BackendError::Unsupported { .. } => 95,  // EOPNOTSUPP
+            BackendError::Io { errno, .. } => *errno,
+        }
+    }
+
+    pub fn io(op: &'static str, path: &str, errno: i32, msg: impl Into<String>) -> Self {
+        BackendError::Io {
+            op,
+            path: path.to_string(),
+            errno,
+            msg: msg.into(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// One directory entry or the status of one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// The last path component.
+    pub name: String,
+    pub len: u64,
+    pub is_dir: bool,
+}
+
+/// A blocking, path-based file store. Paths are absolute ("/vol/bucket/dir/file")
+/// within the filesystem the backend was opened on. Implementations must be safe
+/// to call from many threads at once; each call is independent (no shared open
+/// file handles between calls).
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Read into `buf` from `offset`. Returns the bytes read, short only at end of
+    /// file. `NotFound` when the file does not exist.
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize>;
+
+    /// Replace the file's whole content with `data`, creating it if absent.
+    /// All-or-nothing: on error, or if the process dies before this returns, a
+    /// reader sees either the complete old content (or absence) or the complete
+    /// new content, never a mix. When it returns Ok the new content is durable.
+    fn put(&self, path: &str, data: &[u8]) -> Result<()>;
+
+    /// Delete a file (or a directory, with `recursive`). Ok(false) when absent.
+    fn delete(&self, path: &str, recursive: bool) -> Result<bool>;
+
+    /// Create a directory and its missing parents. Ok when it already exists.
+    fn mkdirs(&self, path: &str) -> Result<()>;
+
+    /// Status of a path, None when absent.
+    fn stat(&self, path: &str) -> Result<Option<FileInfo>>;
+
+    /// The entries of a directory. `NotFound` when the directory is absent.
+    fn list(&self, dir: &str) -> Result<Vec<FileInfo>>;
+
+    /// A short human description, e.g. "ofs://127.0.0.1:9862".
+    fn describe(&self) -> String;
+}
+
+pub type BackendRef = Arc<dyn Backend>;
+
+/// Join an absolute directory path and a relative name.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}

@@ -1,0 +1,210 @@
+//! In-memory backend for unit tests and model checks.
+//!
+//! Owns: a map from path to file content, with the same all-or-nothing `put`
+//! contract as the real backends (the new content replaces the old in one step).
+//! Must never: be used for data anyone wants to keep; it forgets everything on drop.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::{Backend, BackendError, FileInfo, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir,
+    File(Vec<u8>),
+}
+
+/// A thread-safe in-memory filesystem.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    nodes: Mutex<BTreeMap<String, Node>>,
+}
+
+fn normalize(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn parent(path: &str) -> Option<&str> {
+    match path.rfind('/') {
+        Some(0) if path.len() > 1 => Some("/"),
+        Some(0) | None => None,
+        Some(i) => Some(&path[..i]),
+    }
+}
+
+fn name_of(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or("").to_string()
+}
+
+impl MemoryBackend {
+    pub fn new() -> Self {
+        let backend = MemoryBackend::default();
+        backend.lock().insert("/".to_string(), Node::Dir);
+        backend
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Node>> {
+        // A panic in another test thread must not cascade into every later call.
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of files (not directories) stored; for tests.
+    pub fn file_count(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|n| matches!(n, Node::File(_)))
+            .count()
+    }
+}
+
+fn mkdirs_locked(nodes: &mut BTreeMap<String, Node>, path: &str) -> Result<()> {
+    let mut cur = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        cur.push('/');
+        cur.push_str(part);
+        match nodes.get(&cur) {
+            Some(Node::Dir) => {}
+            Some(Node::File(_)) => {
+                return Err(BackendError::io("mkdirs", &cur, 20, "a file is in the way"))
+            }
+            None => {
+                nodes.insert(cur.clone(), Node::Dir);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Backend for MemoryBackend {
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let path = normalize(path);
+        let nodes = self.lock();
+        match nodes.get(&path) {
+            Some(Node::File(data)) => {
+                let start = (offset as usize).min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
+            Some(Node::Dir) => Err(BackendError::io("read", &path, 21, "is a directory")),
+            None => Err(BackendError::NotFound { path }),
+        }
+    }
+
+    fn put(&self, path: &str, data: &[u8]) -> Result<()> {
+        let path = normalize(path);
+        let mut nodes = self.lock();
+        if let Some(p) = parent(&path) {
+            mkdirs_locked(&mut nodes, p)?;
+        }
+        if let Some(Node::Dir) = nodes.get(&path) {
+            return Err(BackendError::io("put", &path, 21, "is a directory"));
+        }
+        nodes.insert(path, Node::File(data.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
+        let path = normalize(path);
+        let mut nodes = self.lock();
+        match nodes.get(&path) {
+            None => Ok(false),
+            Some(Node::File(_)) => {
+                nodes.remove(&path);
+                Ok(true)
+            }
+            Some(Node::Dir) => {
+                let prefix = format!("{path}/");
+                let children: Vec<String> = nodes
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if !children.is_empty() && !recursive {
+                    return Err(BackendError::io("delete", &path, 39, "directory not empty"));
+                }
+                for c in children {
+                    nodes.remove(&c);
+                }
+                nodes.remove(&path);
+                Ok(true)
+            }
+        }
+    }
+
+    fn mkdirs(&self, path: &str) -> Result<()> {
+        let path = normalize(path);
+        mkdirs_locked(&mut self.lock(), &path)
+    }
+
+    fn stat(&self, path: &str) -> Result<Option<FileInfo>> {
+        let path = normalize(path);
+        Ok(self.lock().get(&path).map(|n| FileInfo {
+            name: name_of(&path),
+            len: match n {
+                Node::File(d) => d.len() as u64,
+                Node::Dir => 0,
+            },
+            is_dir: matches!(n, Node::Dir),
+        }))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<FileInfo>> {
+        let dir = normalize(dir);
+        let nodes = self.lock();
+        match nodes.get(&dir) {
+            None => return Err(BackendError::NotFound { path: dir }),
+            Some(Node::File(_)) => return Err(BackendError::io("list", &dir, 20, "not a directory")),
+            Some(Node::Dir) => {}
+        }
+        let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
+        Ok(nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.len() > prefix.len() && !k[prefix.len()..].contains('/'))
+            .map(|(k, n)| FileInfo {
+                name: name_of(k),
+                len: match n {
+                    Node::File(d) => d.len() as u64,
+                    Node::Dir => 0,
+                },
+                is_dir: matches!(n, Node::Dir),
+            })
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        "memory://".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_read_list_delete() {
+        let b = MemoryBackend::new();
+        b.put("/v/b/dir/f1", b"hello").unwrap();
+        b.put("/v/b/dir/f2", b"world!").unwrap();
+        let mut buf = [0u8; 10];
+        assert_eq!(b.read_at("/v/b/dir/f1", 1, &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"ello");
+        let mut names: Vec<_> = b.list("/v/b/dir").unwrap().into_iter().map(|f| f.name).collect();
+        names.sort();
+        assert_eq!(names, vec!["f1", "f2"]);
+        assert!(b.delete("/v/b/dir/f1", false).unwrap());
+        assert!(!b.delete("/v/b/dir/f1", false).unwrap());
+        assert!(matches!(b.read_at("/v/b/dir/f1", 0, &mut buf), Err(BackendError::NotFound { .. })));
+        assert!(b.delete("/v/b/dir", false).is_err());
+        assert!(b.delete("/v/b/dir", true).unwrap());
+        assert_eq!(b.stat("/v/b/dir").unwrap(), None);
+        assert!(b.stat("/v/b").unwrap().unwrap().is_dir);
+    }
+}
