@@ -160,10 +160,16 @@ impl Backend for MemoryBackend {
         let nodes = self.lock();
         match nodes.get(&dir) {
             None => return Err(BackendError::NotFound { path: dir }),
-            Some(Node::File(_)) => return Err(BackendError::io("list", &dir, 20, "not a directory")),
+            Some(Node::File(_)) => {
+                return Err(BackendError::io("list", &dir, 20, "not a directory"))
+            }
             Some(Node::Dir) => {}
         }
-        let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
+        let prefix = if dir == "/" {
+            "/".to_string()
+        } else {
+            format!("{dir}/")
+        };
         Ok(nodes
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
@@ -196,12 +202,20 @@ mod tests {
         let mut buf = [0u8; 10];
         assert_eq!(b.read_at("/v/b/dir/f1", 1, &mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"ello");
-        let mut names: Vec<_> = b.list("/v/b/dir").unwrap().into_iter().map(|f| f.name).collect();
+        let mut names: Vec<_> = b
+            .list("/v/b/dir")
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
         names.sort();
         assert_eq!(names, vec!["f1", "f2"]);
         assert!(b.delete("/v/b/dir/f1", false).unwrap());
         assert!(!b.delete("/v/b/dir/f1", false).unwrap());
-        assert!(matches!(b.read_at("/v/b/dir/f1", 0, &mut buf), Err(BackendError::NotFound { .. })));
+        assert!(matches!(
+            b.read_at("/v/b/dir/f1", 0, &mut buf),
+            Err(BackendError::NotFound { .. })
+        ));
         assert!(b.delete("/v/b/dir", false).is_err());
         assert!(b.delete("/v/b/dir", true).unwrap());
         assert_eq!(b.stat("/v/b/dir").unwrap(), None);

@@ -1,1 +1,23 @@
-//! placeholder
+//! The bdev_ozone engine: a block volume stored as fixed-size chunk files.
+//!
+//! Owns: the volume format, mapping block ranges to chunks, read-modify-write,
+//! ordered parallel I/O over a backend, and connecting to a backend from a URI.
+//! Must never: call into a front end (SPDK, nbdkit) or assume which thread it is
+//! called from; every blocking call runs on the engine's own workers.
+//! See docs/design.md for the update protocol and its crash-safety argument.
+
+pub mod connect;
+pub mod error;
+mod io;
+pub mod sglist;
+pub mod superblock;
+pub mod uri;
+pub mod volume;
+
+pub use connect::{connect, ConnectOptions};
+pub use error::{Error, Result};
+pub use io::{Completion, Op, Stats};
+pub use sglist::SgList;
+pub use superblock::Superblock;
+pub use uri::VolumeUri;
+pub use volume::{CreateOptions, OpenOptions, Volume};

@@ -1,0 +1,47 @@
+//! Engine errors.
+//!
+//! Owns: the one error type every engine API returns, with messages that say
+//! what to do. Must never: lose the backend's own message or errno.
+
+use ozbd_backend::BackendError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NotAVolume(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("the volume is closed; open it again")]
+    Closed,
+}
+
+impl Error {
+    /// A positive POSIX errno for C callers.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Backend(b) => b.errno(),
+            Error::InvalidArgument(_) => 22, // EINVAL
+            Error::NotFound(_) => 2,         // ENOENT
+            Error::NotAVolume(_) => 19,      // ENODEV
+            Error::AlreadyExists(_) => 17,   // EEXIST
+            Error::Mismatch(_) => 22,        // EINVAL
+            Error::Corrupt(_) => 117,        // EUCLEAN
+            Error::Timeout(_) => 110,        // ETIMEDOUT
+            Error::Closed => 9,              // EBADF
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,375 @@
+//! Volumes: create, open, close, destroy, and the public I/O API.
+//!
+//! Owns: the volume directory layout (`superblock.json` + `chunks/`), checks
+//! made at open (is this a volume, do the parameters match), the worker threads'
+//! lifetime, and blocking convenience wrappers over the asynchronous submit.
+//! Must never: overwrite an existing volume's superblock, or return from close
+//! while a request is still in flight.
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use ozbd_backend::{join, BackendRef};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::io::{Completion, Engine, Op, Stats};
+use crate::sglist::SgList;
+use crate::superblock::{
+    parse_chunk_name, Superblock, CHUNK_DIR, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE,
+    SUPERBLOCK_NAME,
+};
+use crate::uri::{Scheme, VolumeUri};
+
+pub const DEFAULT_WORKERS: usize = 8;
+
+/// Parameters of a new volume.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub size: u64,
+    pub block_size: u32,
+    pub chunk_size: u64,
+    pub uuid: Option<Uuid>,
+}
+
+impl CreateOptions {
+    pub fn new(size: u64) -> Self {
+        CreateOptions {
+            size,
+            block_size: DEFAULT_BLOCK_SIZE,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            uuid: None,
+        }
+    }
+}
+
+/// How to open a volume. `expect_*` fields, when set, must match the superblock.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Worker threads making backend calls (0 = default).
+    pub workers: usize,
+    pub expect_size: Option<u64>,
+    pub expect_block_size: Option<u32>,
+    pub expect_chunk_size: Option<u64>,
+    pub expect_uuid: Option<Uuid>,
+}
+
+/// An open volume. Cheap to share between threads (`&Volume` is enough to submit).
+pub struct Volume {
+    engine: Arc<Engine>,
+    uri: VolumeUri,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Volume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Volume")
+            .field("uri", &self.uri.canonical())
+            .field("superblock", &self.engine.sb)
+            .finish()
+    }
+}
+
+fn superblock_path(uri: &VolumeUri) -> String {
+    join(&uri.dir, SUPERBLOCK_NAME)
+}
+
+/// Read a small whole file.
+fn read_small(backend: &BackendRef, path: &str) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = 0;
+    loop {
+        let n = backend.read_at(path, at as u64, &mut buf[at..])?;
+        if n == 0 {
+            break;
+        }
+        at += n;
+        if at == buf.len() {
+            return Err(Error::NotAVolume(format!(
+                "{path} is larger than 64 KiB: not a bdev_ozone superblock"
+            )));
+        }
+    }
+    buf.truncate(at);
+    Ok(buf)
+}
+
+/// Explain a missing volume directory: which part of the path is missing.
+fn missing_volume_error(backend: &BackendRef, uri: &VolumeUri) -> Error {
+    if let (Some(vol), Some(bucket)) = (&uri.ozone_volume, &uri.bucket) {
+        let vpath = format!("/{vol}");
+        let bpath = format!("/{vol}/{bucket}");
+        if let Ok(None) = backend.stat(&vpath) {
+            return Error::NotFound(format!(
+                "Ozone volume '{vol}' does not exist on {}: check the URI, or create the block volume with `ozbd create {} --size SIZE` (it creates the Ozone volume and bucket)",
+                uri.fs_uri,
+                uri.canonical()
+            ));
+        }
+        if let Ok(None) = backend.stat(&bpath) {
+            return Error::NotFound(format!(
+                "bucket '{bucket}' does not exist in Ozone volume '{vol}': check the URI, or create the block volume with `ozbd create {} --size SIZE` (it creates an FSO bucket)",
+                uri.canonical()
+            ));
+        }
+    }
+    Error::NotFound(format!(
+        "no volume at {}: create it with `ozbd create {} --size SIZE`",
+        uri.canonical(),
+        uri.canonical()
+    ))
+}
+
+impl Volume {
+    /// Create a new volume and open it. Returns notes on what was created
+    /// besides the volume (an Ozone volume, a bucket).
+    pub fn create(
+        backend: BackendRef,
+        uri: &VolumeUri,
+        opts: &CreateOptions,
+        open: &OpenOptions,
+    ) -> Result<(Volume, Vec<String>)> {
+        let sb = Superblock::new(opts.size, opts.block_size, opts.chunk_size, opts.uuid)?;
+        let mut notes = Vec::new();
+        if let (Some(vol), Some(bucket)) = (&uri.ozone_volume, &uri.bucket) {
+            let vpath = format!("/{vol}");
+            let bpath = format!("/{vol}/{bucket}");
+            if backend.stat(&vpath)?.is_none() {
+                notes.push(format!("created Ozone volume '{vol}'"));
+            }
+            if backend.stat(&bpath)?.is_none() {
+                notes.push(format!("created FILE_SYSTEM_OPTIMIZED bucket '{bucket}'"));
+            }
+        }
+        let sbp = superblock_path(uri);
+        if backend.stat(&sbp)?.is_some() {
+            return Err(Error::AlreadyExists(format!(
+                "a volume already exists at {}: open it, or remove it first with `ozbd delete {}`",
+                uri.canonical(),
+                uri.canonical()
+            )));
+        }
+        if let Some(info) = backend.stat(&uri.dir)? {
+            if !info.is_dir {
+                return Err(Error::AlreadyExists(format!(
+                    "{} is a file, not a directory: choose another path",
+                    uri.canonical()
+                )));
+            }
+            if !backend.list(&uri.dir)?.is_empty() {
+                return Err(Error::AlreadyExists(format!(
+                    "{} exists and is not empty but holds no volume: choose another path, or remove it with `ozbd delete --force {}`",
+                    uri.canonical(),
+                    uri.canonical()
+                )));
+            }
+        }
+        backend.mkdirs(&join(&uri.dir, CHUNK_DIR))?;
+        // The superblock goes last: a create interrupted before this point leaves
+        // no volume, only an empty directory that open reports as such.
+        backend.put(&sbp, &sb.to_json())?;
+        let vol = Volume::start(backend, uri.clone(), sb, &[], open.workers);
+        Ok((vol, notes))
+    }
+
+    /// Read a volume's superblock without opening it.
+    pub fn inspect(backend: &BackendRef, uri: &VolumeUri) -> Result<Superblock> {
+        match backend.stat(&uri.dir)? {
+            None => return Err(missing_volume_error(backend, uri)),
+            Some(info) if !info.is_dir => {
+                return Err(Error::NotAVolume(format!(
+                    "{} is a file, not a volume directory",
+                    uri.canonical()
+                )))
+            }
+            Some(_) => {}
+        }
+        let sbp = superblock_path(uri);
+        let bytes = match read_small(backend, &sbp) {
+            Ok(b) => b,
+            Err(Error::Backend(ozbd_backend::BackendError::NotFound { .. })) => {
+                return Err(Error::NotAVolume(format!(
+                    "{} is a directory without {SUPERBLOCK_NAME}: not a bdev_ozone volume (an interrupted create leaves this; remove it with `ozbd delete --force {}`)",
+                    uri.canonical(),
+                    uri.canonical()
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        Superblock::from_json(&bytes, &format!("{}/{SUPERBLOCK_NAME}", uri.canonical()))
+    }
+
+    /// Open an existing volume.
+    pub fn open(backend: BackendRef, uri: &VolumeUri, opts: &OpenOptions) -> Result<Volume> {
+        let sb = Volume::inspect(&backend, uri)?;
+        let mismatch = |what: &str, have: String, want: String| {
+            Error::Mismatch(format!(
+                "{} has {what} {have}, but {want} was requested: pass {have}, or leave it out to use the volume's",
+                uri.canonical()
+            ))
+        };
+        if let Some(s) = opts.expect_size.filter(|s| *s != sb.size) {
+            return Err(mismatch("size", sb.size.to_string(), s.to_string()));
+        }
+        if let Some(b) = opts.expect_block_size.filter(|b| *b != sb.block_size) {
+            return Err(mismatch(
+                "block size",
+                sb.block_size.to_string(),
+                b.to_string(),
+            ));
+        }
+        if let Some(c) = opts.expect_chunk_size.filter(|c| *c != sb.chunk_size) {
+            return Err(mismatch(
+                "chunk size",
+                sb.chunk_size.to_string(),
+                c.to_string(),
+            ));
+        }
+        if let Some(u) = opts.expect_uuid.filter(|u| *u != sb.uuid) {
+            return Err(mismatch("uuid", sb.uuid.to_string(), u.to_string()));
+        }
+        let chunk_dir = join(&uri.dir, CHUNK_DIR);
+        let mut present = Vec::new();
+        let entries = match backend.list(&chunk_dir) {
+            Ok(e) => e,
+            Err(ozbd_backend::BackendError::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        for e in entries {
+            match parse_chunk_name(&e.name) {
+                Some(c) if c < sb.chunk_count() && !e.is_dir => present.push(c),
+                _ => log::warn!("{chunk_dir}: ignoring unexpected entry '{}'", e.name),
+            }
+        }
+        Ok(Volume::start(
+            backend,
+            uri.clone(),
+            sb,
+            &present,
+            opts.workers,
+        ))
+    }
+
+    /// Remove a volume and all its data. Without `force`, the directory must hold
+    /// a valid superblock.
+    pub fn destroy(backend: &BackendRef, uri: &VolumeUri, force: bool) -> Result<()> {
+        if !force {
+            Volume::inspect(backend, uri)?;
+        } else if backend.stat(&uri.dir)?.is_none() {
+            return Err(missing_volume_error(backend, uri));
+        }
+        backend.delete(&uri.dir, true)?;
+        Ok(())
+    }
+
+    fn start(
+        backend: BackendRef,
+        uri: VolumeUri,
+        sb: Superblock,
+        present: &[u64],
+        workers: usize,
+    ) -> Volume {
+        let engine = Arc::new(Engine::new(backend, sb, &uri.dir, present));
+        let n = if workers == 0 {
+            DEFAULT_WORKERS
+        } else {
+            workers
+        };
+        let handles = (0..n)
+            .filter_map(|i| {
+                let e = engine.clone();
+                std::thread::Builder::new()
+                    .name(format!("ozbd-io-{i}"))
+                    .spawn(move || e.worker_loop())
+                    .map_err(|err| log::error!("cannot start I/O worker {i}: {err}"))
+                    .ok()
+            })
+            .collect();
+        Volume {
+            engine,
+            uri,
+            workers: Mutex::new(handles),
+        }
+    }
+
+    pub fn superblock(&self) -> &Superblock {
+        &self.engine.sb
+    }
+
+    pub fn uri(&self) -> &VolumeUri {
+        &self.uri
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+
+    /// Chunk indices that hold data; every other chunk reads as zeros.
+    pub fn allocated_chunks(&self) -> Vec<u64> {
+        self.engine.allocated()
+    }
+
+    /// Queue a request; `done` runs once when it completes, on a worker thread.
+    /// When a WRITE, WRITE_ZEROES or UNMAP completes Ok, its effect is durable.
+    /// A completion must not close the volume.
+    ///
+    /// # Safety
+    /// For READ and WRITE, `sg`'s memory must stay valid until `done` runs.
+    pub unsafe fn submit(&self, op: Op, offset: u64, len: u64, sg: SgList, done: Completion) {
+        self.engine.submit(op, offset, len, sg, done)
+    }
+
+    fn run(&self, op: Op, offset: u64, len: u64, sg: SgList) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        let done: Completion = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        self.engine.submit(op, offset, len, sg, done);
+        rx.recv().unwrap_or(Err(Error::Closed))
+    }
+
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let len = buf.len() as u64;
+        // SAFETY: `run` waits for completion while `buf` is borrowed.
+        self.run(Op::Read, offset, len, unsafe { SgList::from_slice(buf) })
+    }
+
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        // SAFETY: as in read; the engine only reads the buffer of a WRITE.
+        let sg = unsafe { SgList::from_const_slice(data) };
+        self.run(Op::Write, offset, data.len() as u64, sg)
+    }
+
+    pub fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
+        self.run(Op::WriteZeroes, offset, len, SgList::empty())
+    }
+
+    pub fn unmap(&self, offset: u64, len: u64) -> Result<()> {
+        self.run(Op::Unmap, offset, len, SgList::empty())
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.run(Op::Flush, 0, 0, SgList::empty())
+    }
+
+    /// Wait for in-flight requests, then stop the workers. Later submits fail
+    /// with `Error::Closed`. Idempotent; also done on drop.
+    pub fn close(&self) {
+        self.engine.shutdown();
+        let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// True when the URI names a local or Ozone filesystem (not the test-only memory one).
+pub fn is_persistent(uri: &VolumeUri) -> bool {
+    uri.scheme != Scheme::Mem
+}

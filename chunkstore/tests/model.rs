@@ -1,0 +1,407 @@
+//! Model-based tests of the chunk store on the in-memory and fault-injecting
+//! backends: every read is compared with a reference model (a flat byte array).
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use ozbd_backend::fault::{FaultBackend, OpKind};
+use ozbd_backend::memory::MemoryBackend;
+use ozbd_backend::BackendRef;
+use ozbd_chunkstore::{CreateOptions, Error, Op, OpenOptions, SgList, Volume, VolumeUri};
+use proptest::prelude::*;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const BS: u64 = 512;
+const CS: u64 = 64 << 10;
+
+fn uri() -> VolumeUri {
+    VolumeUri::parse("mem://model/vol/bucket/disk").unwrap()
+}
+
+fn create(backend: BackendRef, size: u64) -> Volume {
+    let mut o = CreateOptions::new(size);
+    o.block_size = BS as u32;
+    o.chunk_size = CS;
+    Volume::create(backend, &uri(), &o, &OpenOptions::default())
+        .unwrap()
+        .0
+}
+
+#[derive(Debug, Clone)]
+enum MOp {
+    Read(u64, u64),
+    Write(u64, u64, u8),
+    Zero(u64, u64),
+    Unmap(u64, u64),
+    Flush,
+}
+
+fn op_strategy(blocks: u64) -> impl Strategy<Value = MOp> {
+    let range =
+        (0..blocks).prop_flat_map(move |start| (Just(start), 1..=(blocks - start).min(300)));
+    prop_oneof![
+        range.clone().prop_map(|(s, n)| MOp::Read(s * BS, n * BS)),
+        (range.clone(), any::<u8>()).prop_map(|((s, n), seed)| MOp::Write(s * BS, n * BS, seed)),
+        range.clone().prop_map(|(s, n)| MOp::Zero(s * BS, n * BS)),
+        range.prop_map(|(s, n)| MOp::Unmap(s * BS, n * BS)),
+        Just(MOp::Flush),
+    ]
+}
+
+/// Deterministic, position-dependent data so misplaced bytes show up.
+fn pattern(off: u64, len: u64, seed: u8) -> Vec<u8> {
+    (off..off + len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed ^ ((i >> 9) as u8))
+        .collect()
+}
+
+fn apply(model: &mut [u8], op: &MOp) {
+    match *op {
+        MOp::Write(o, n, seed) => {
+            model[o as usize..(o + n) as usize].copy_from_slice(&pattern(o, n, seed))
+        }
+        MOp::Zero(o, n) | MOp::Unmap(o, n) => model[o as usize..(o + n) as usize].fill(0),
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Sequential ops, every read checked, then reopen and check everything.
+    #[test]
+    fn sequential_matches_model(ops in prop::collection::vec(op_strategy(5 * CS / BS + 3), 1..60)) {
+        let size = 5 * CS + 3 * BS; // a short last chunk
+        let mem: BackendRef = Arc::new(MemoryBackend::new());
+        let vol = create(mem.clone(), size);
+        let mut model = vec![0u8; size as usize];
+        for op in &ops {
+            match *op {
+                MOp::Read(o, n) => {
+                    let mut buf = vec![0xAA; n as usize];
+                    vol.read(o, &mut buf).unwrap();
+                    prop_assert_eq!(&buf[..], &model[o as usize..(o + n) as usize]);
+                }
+                MOp::Write(o, n, seed) => vol.write(o, &pattern(o, n, seed)).unwrap(),
+                MOp::Zero(o, n) => vol.write_zeroes(o, n).unwrap(),
+                MOp::Unmap(o, n) => vol.unmap(o, n).unwrap(),
+                MOp::Flush => vol.flush().unwrap(),
+            }
+            apply(&mut model, op);
+        }
+        drop(vol);
+        let vol = Volume::open(mem.clone(), &uri(), &OpenOptions::default()).unwrap();
+        let mut all = vec![0u8; size as usize];
+        vol.read(0, &mut all).unwrap();
+        prop_assert!(all == model, "volume differs from model after reopen");
+        // Thin: a chunk is stored only if it holds a non-zero byte.
+        for c in 0..size.div_ceil(CS) {
+            let s = (c * CS) as usize;
+            let e = ((c + 1) * CS).min(size) as usize;
+            let nonzero = model[s..e].iter().any(|&b| b != 0);
+            prop_assert_eq!(vol.allocated_chunks().contains(&c), nonzero, "chunk {}", c);
+        }
+    }
+}
+
+/// Many requests in flight at once: each read must see exactly the writes
+/// submitted before it (per-chunk submission order), and the end state must
+/// match the model.
+#[test]
+fn concurrent_submissions_apply_in_order() {
+    for seed in 0..8u64 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let size = 16 * CS;
+        let mem: BackendRef = Arc::new(MemoryBackend::new());
+        let vol = create(mem, size);
+        let mut model = vec![0u8; size as usize];
+        let (tx, rx) = mpsc::channel::<(usize, ozbd_chunkstore::Result<()>)>();
+        let n_ops = 400;
+        // Buffers must outlive completion: allocate up front, never move them.
+        let mut bufs: Vec<Box<[u8]>> = Vec::with_capacity(n_ops);
+        let mut expect: Vec<Option<(u64, Vec<u8>)>> = Vec::with_capacity(n_ops);
+        for i in 0..n_ops {
+            let blocks = rng.gen_range(1..=(3 * CS / BS));
+            let start = rng.gen_range(0..=(size / BS - blocks));
+            let (o, n) = (start * BS, blocks * BS);
+            let op = match rng.gen_range(0..10) {
+                0..=3 => MOp::Read(o, n),
+                4..=7 => MOp::Write(o, n, rng.gen()),
+                8 => MOp::Zero(o, n),
+                _ => MOp::Unmap(o, n),
+            };
+            let (kind, buf, exp) = match op {
+                MOp::Read(o, n) => (
+                    Op::Read,
+                    vec![0xEEu8; n as usize].into_boxed_slice(),
+                    Some((o, model[o as usize..(o + n) as usize].to_vec())),
+                ),
+                MOp::Write(o, n, s) => (Op::Write, pattern(o, n, s).into_boxed_slice(), None),
+                MOp::Zero(..) => (Op::WriteZeroes, Vec::new().into_boxed_slice(), None),
+                MOp::Unmap(..) => (Op::Unmap, Vec::new().into_boxed_slice(), None),
+                MOp::Flush => unreachable!(),
+            };
+            apply(&mut model, &op);
+            bufs.push(buf);
+            expect.push(exp);
+            let b = bufs.last_mut().unwrap();
+            let sg = if b.is_empty() {
+                SgList::empty()
+            } else {
+                unsafe { SgList::from_slice(b) }
+            };
+            let txc = tx.clone();
+            unsafe {
+                vol.submit(
+                    kind,
+                    o,
+                    n,
+                    sg,
+                    Box::new(move |r| {
+                        let _ = txc.send((i, r));
+                    }),
+                )
+            };
+            if i % 97 == 0 {
+                let txc = tx.clone();
+                unsafe {
+                    vol.submit(
+                        Op::Flush,
+                        0,
+                        0,
+                        SgList::empty(),
+                        Box::new(move |r| {
+                            let _ = txc.send((usize::MAX, r));
+                        }),
+                    )
+                };
+            }
+        }
+        drop(tx);
+        let mut done = 0;
+        for (_, r) in rx.iter() {
+            r.unwrap();
+            done += 1;
+        }
+        assert_eq!(done, n_ops + n_ops.div_ceil(97));
+        for (i, e) in expect.iter().enumerate() {
+            if let Some((o, want)) = e {
+                assert!(
+                    bufs[i][..] == want[..],
+                    "seed {seed}: read #{i} at {o} saw wrong data"
+                );
+            }
+        }
+        let mut all = vec![0u8; size as usize];
+        vol.read(0, &mut all).unwrap();
+        assert!(all == model, "seed {seed}: final state differs");
+        let st = vol.stats();
+        assert!(
+            st.merged > 0 || seed > 0,
+            "expected some mutations to be batched"
+        );
+    }
+}
+
+/// An I/O that fails reports the error and changes nothing else.
+#[test]
+fn injected_failures_change_nothing() {
+    let mem: Arc<MemoryBackend> = Arc::new(MemoryBackend::new());
+    let fault = Arc::new(FaultBackend::new(mem.clone(), 42));
+    let size = 8 * CS;
+    let vol = create(fault.clone(), size);
+    let mut model = vec![0u8; size as usize];
+    let mut rng = SmallRng::seed_from_u64(1);
+    fault.set_failure_rate(&[OpKind::Put, OpKind::Read, OpKind::Delete], 0.3);
+    let mut failures = 0;
+    for _ in 0..2000 {
+        // Single-chunk ops: all-or-nothing per request.
+        let c = rng.gen_range(0..8);
+        let blocks = rng.gen_range(1..=CS / BS);
+        let sb = rng.gen_range(0..=(CS / BS - blocks));
+        let (o, n) = (c * CS + sb * BS, blocks * BS);
+        let op = match rng.gen_range(0..4) {
+            0 => MOp::Read(o, n),
+            1 => MOp::Write(o, n, rng.gen()),
+            2 => MOp::Zero(o, n),
+            _ => MOp::Unmap(o, n),
+        };
+        let r = match op {
+            MOp::Read(o, n) => {
+                let mut buf = vec![0u8; n as usize];
+                let r = vol.read(o, &mut buf);
+                if r.is_ok() {
+                    assert_eq!(&buf[..], &model[o as usize..(o + n) as usize]);
+                }
+                r
+            }
+            MOp::Write(o, n, s) => vol.write(o, &pattern(o, n, s)),
+            MOp::Zero(o, n) => vol.write_zeroes(o, n),
+            MOp::Unmap(o, n) => vol.unmap(o, n),
+            MOp::Flush => unreachable!(),
+        };
+        match r {
+            Ok(()) => apply(&mut model, &op),
+            Err(e) => {
+                failures += 1;
+                assert_eq!(e.errno(), 5, "{e}");
+                assert!(e.to_string().contains("injected fault"), "{e}");
+            }
+        }
+    }
+    assert!(failures > 100, "only {failures} failures injected");
+    fault.heal();
+    let mut all = vec![0u8; size as usize];
+    vol.read(0, &mut all).unwrap();
+    assert!(all == model);
+    // The backend itself agrees after reopen.
+    drop(vol);
+    let vol = Volume::open(mem, &uri(), &OpenOptions::default()).unwrap();
+    vol.read(0, &mut all).unwrap();
+    assert!(all == model);
+    assert_eq!(vol.stats().errors, 0);
+}
+
+/// A multi-chunk write that fails part-way leaves each chunk all-old or all-new.
+#[test]
+fn failed_multichunk_write_is_per_chunk_atomic() {
+    let mem: Arc<MemoryBackend> = Arc::new(MemoryBackend::new());
+    let fault = Arc::new(FaultBackend::new(mem.clone(), 3));
+    let vol = create(fault.clone(), 4 * CS);
+    let old = pattern(0, 4 * CS, 1);
+    vol.write(0, &old).unwrap();
+    fault.fail_calls(&[OpKind::Put], &[2]);
+    let new = pattern(BS, 3 * CS, 2);
+    let err = vol.write(BS, &new).unwrap_err();
+    assert!(err.to_string().contains("injected"));
+    fault.heal();
+    let mut all = vec![0u8; (4 * CS) as usize];
+    vol.read(0, &mut all).unwrap();
+    let mut now_new = 0;
+    for c in 0..4u64 {
+        let s = (c * CS) as usize;
+        let e = s + CS as usize;
+        let mut expect_new = old.clone();
+        expect_new[BS as usize..(BS + 3 * CS) as usize].copy_from_slice(&new);
+        if all[s..e] == expect_new[s..e] && all[s..e] != old[s..e] {
+            now_new += 1;
+        } else {
+            assert_eq!(&all[s..e], &old[s..e], "chunk {c} is a mix");
+        }
+    }
+    assert_eq!(
+        now_new, 3,
+        "three of the four touched chunks were committed"
+    );
+}
+
+#[test]
+fn thin_provisioning_and_whole_chunk_paths() {
+    let mem: Arc<MemoryBackend> = Arc::new(MemoryBackend::new());
+    let vol = create(mem.clone(), 32 * CS);
+    let mut buf = vec![1u8; (32 * CS) as usize];
+    vol.read(0, &mut buf).unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
+    assert_eq!(vol.stats().chunk_reads, 0, "absent chunks are never read");
+    vol.write(0, &pattern(0, 4 * CS, 9)).unwrap();
+    let st = vol.stats();
+    assert_eq!(
+        (st.chunk_puts, st.rmw, st.chunk_reads),
+        (4, 0, 0),
+        "whole chunks are written blind"
+    );
+    vol.write(CS + BS, &pattern(CS + BS, BS, 1)).unwrap();
+    assert_eq!(vol.stats().rmw, 1);
+    vol.unmap(0, 2 * CS).unwrap();
+    assert_eq!(vol.allocated_chunks(), vec![2, 3]);
+    vol.write_zeroes(2 * CS + BS, CS - BS).unwrap(); // partial, leaves block 0 of chunk 2
+    assert_eq!(vol.allocated_chunks(), vec![2, 3]);
+    vol.write_zeroes(2 * CS, BS).unwrap(); // now chunk 2 is all zero: deleted
+    assert_eq!(vol.allocated_chunks(), vec![3]);
+    vol.write(3 * CS, &vec![0u8; CS as usize]).unwrap(); // writing zeros frees too
+    assert!(vol.allocated_chunks().is_empty());
+    drop(vol);
+    assert_eq!(mem.file_count(), 1, "only the superblock remains");
+}
+
+#[test]
+fn bad_input_is_refused_with_clear_errors() {
+    let mem: BackendRef = Arc::new(MemoryBackend::new());
+    let u = uri();
+    let mut o = CreateOptions::new(4097);
+    let e = Volume::create(mem.clone(), &u, &o, &OpenOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("multiple of the block size"), "{e}");
+    o.size = 1 << 20;
+    o.chunk_size = 3 << 20;
+    assert!(Volume::create(mem.clone(), &u, &o, &OpenOptions::default())
+        .unwrap_err()
+        .to_string()
+        .contains("power of two"));
+    let e = Volume::open(mem.clone(), &u, &OpenOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+    assert!(e.to_string().contains("ozbd create"), "{e}");
+
+    let vol = create(mem.clone(), 8 * CS);
+    let e = Volume::create(
+        mem.clone(),
+        &u,
+        &CreateOptions::new(1 << 20),
+        &OpenOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::AlreadyExists(_)), "{e}");
+    let mut buf = vec![0u8; 100];
+    assert!(vol
+        .read(0, &mut buf)
+        .unwrap_err()
+        .to_string()
+        .contains("multiples of the block size"));
+    let mut buf = vec![0u8; BS as usize];
+    assert!(vol
+        .read(8 * CS, &mut buf)
+        .unwrap_err()
+        .to_string()
+        .contains("beyond the end"));
+    assert!(vol.write_zeroes(u64::MAX - 511, 512).is_err());
+    drop(vol);
+
+    let opts = OpenOptions {
+        expect_chunk_size: Some(CS * 2),
+        ..Default::default()
+    };
+    let e = Volume::open(mem.clone(), &u, &opts).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("chunk size 65536, but 131072 was requested"),
+        "{e}"
+    );
+
+    // A directory that is not a volume.
+    mem.mkdirs("/vol/bucket/notavolume").unwrap();
+    let nv = VolumeUri::parse("mem://model/vol/bucket/notavolume").unwrap();
+    let e = Volume::open(mem.clone(), &nv, &OpenOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::NotAVolume(_)), "{e}");
+    mem.put("/vol/bucket/garbage/superblock.json", b"{\"hello\": 1}")
+        .unwrap();
+    let gv = VolumeUri::parse("mem://model/vol/bucket/garbage").unwrap();
+    let e = Volume::open(mem.clone(), &gv, &OpenOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("not a bdev_ozone superblock"), "{e}");
+    assert!(
+        Volume::destroy(&mem, &gv, false).is_err(),
+        "destroy refuses a non-volume"
+    );
+    Volume::destroy(&mem, &gv, true).unwrap();
+    Volume::destroy(&mem, &u, false).unwrap();
+    assert!(Volume::open(mem, &u, &OpenOptions::default()).is_err());
+}
+
+#[test]
+fn closed_volume_refuses_io() {
+    let mem: BackendRef = Arc::new(MemoryBackend::new());
+    let vol = create(mem, 4 * CS);
+    vol.close();
+    let mut buf = vec![0u8; BS as usize];
+    assert!(matches!(vol.read(0, &mut buf), Err(Error::Closed)));
+    vol.close();
+}
