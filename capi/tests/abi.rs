@@ -1,0 +1,198 @@
+//! The C ABI driven the way a C front end drives it, on the memory backend.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ptr;
+use std::sync::mpsc;
+
+use ozbd::*;
+
+unsafe extern "C" fn io_done(arg: *mut c_void, status: c_int) {
+    let tx = Box::from_raw(arg as *mut mpsc::Sender<c_int>);
+    tx.send(status).unwrap();
+}
+
+fn submit(vol: *mut ozbd_volume, op: ozbd_op, off: u64, len: u64, iov: &[libc::iovec]) -> c_int {
+    let (tx, rx) = mpsc::channel();
+    let arg = Box::into_raw(Box::new(tx)) as *mut c_void;
+    let (p, n) = if iov.is_empty() {
+        (ptr::null(), 0)
+    } else {
+        (iov.as_ptr(), iov.len() as c_int)
+    };
+    unsafe { ozbd_submit(vol, op, off, len, p, n, Some(io_done), arg) };
+    rx.recv().unwrap()
+}
+
+fn params(size: u64, mode: c_int) -> ozbd_params {
+    ozbd_params {
+        size,
+        block_size: 512,
+        chunk_size: 64 << 10,
+        uuid: ptr::null(),
+        mode,
+        workers: 2,
+        timeout_ms: 0,
+    }
+}
+
+#[test]
+fn open_io_stats_close_destroy() {
+    let uri = c"mem://abi/v/b/disk";
+    let mut err = [0 as c_char; 256];
+    let mut vol: *mut ozbd_volume = ptr::null_mut();
+    let mut created = -1;
+    // Opening a missing volume fails with a message.
+    let rc = unsafe {
+        ozbd_open(
+            uri.as_ptr(),
+            &params(0, OZBD_OPEN_EXISTING),
+            &mut vol,
+            &mut created,
+            err.as_mut_ptr(),
+            err.len(),
+        )
+    };
+    assert_eq!(rc, -libc::ENOENT);
+    let msg = unsafe { CStr::from_ptr(err.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    assert!(msg.contains("ozbd create"), "{msg}");
+
+    let rc = unsafe {
+        ozbd_open(
+            uri.as_ptr(),
+            &params(1 << 20, OZBD_OPEN_OR_CREATE),
+            &mut vol,
+            &mut created,
+            err.as_mut_ptr(),
+            err.len(),
+        )
+    };
+    assert_eq!((rc, created), (0, 1));
+    let mut info = unsafe { std::mem::zeroed::<ozbd_info>() };
+    assert_eq!(unsafe { ozbd_get_info(vol, &mut info) }, 0);
+    assert_eq!(
+        (
+            info.size,
+            info.block_size,
+            info.chunk_size,
+            info.chunk_count
+        ),
+        (1 << 20, 512, 64 << 10, 16)
+    );
+
+    let mut a = vec![7u8; 1000];
+    let mut b = vec![9u8; 24];
+    let iov = [
+        libc::iovec {
+            iov_base: a.as_mut_ptr() as *mut c_void,
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_mut_ptr() as *mut c_void,
+            iov_len: b.len(),
+        },
+    ];
+    assert_eq!(submit(vol, ozbd_op::Write, 65536 - 512, 1024, &iov), 0);
+    let mut r = vec![0u8; 1024];
+    let riov = [libc::iovec {
+        iov_base: r.as_mut_ptr() as *mut c_void,
+        iov_len: 1024,
+    }];
+    assert_eq!(submit(vol, ozbd_op::Read, 65536 - 512, 1024, &riov), 0);
+    assert_eq!(&r[..1000], &a[..]);
+    assert_eq!(&r[1000..], &b[..]);
+    assert_eq!(submit(vol, ozbd_op::Flush, 0, 0, &[]), 0);
+    assert_eq!(unsafe { ozbd_chunk_allocated(vol, 0) }, 1);
+    assert_eq!(unsafe { ozbd_chunk_allocated(vol, 2) }, 0);
+    assert_eq!(submit(vol, ozbd_op::Unmap, 0, 1 << 20, &[]), 0);
+    assert_eq!(unsafe { ozbd_chunk_allocated(vol, 0) }, 0);
+    // Misaligned: -EINVAL through the callback.
+    assert_eq!(
+        submit(vol, ozbd_op::WriteZeroes, 1, 512, &[]),
+        -libc::EINVAL
+    );
+    let mut st = ozbd_stats::default();
+    assert_eq!(unsafe { ozbd_get_stats(vol, &mut st) }, 0);
+    assert_eq!((st.writes, st.reads, st.unmaps, st.errors), (1, 1, 1, 1));
+    unsafe { ozbd_close(vol) };
+
+    // Reopen with a mismatched chunk size: refused.
+    let mut p = params(0, OZBD_OPEN_EXISTING);
+    p.chunk_size = 1 << 20;
+    let rc = unsafe {
+        ozbd_open(
+            uri.as_ptr(),
+            &p,
+            &mut vol,
+            ptr::null_mut(),
+            err.as_mut_ptr(),
+            err.len(),
+        )
+    };
+    assert_eq!(rc, -libc::EINVAL);
+    assert_eq!(
+        unsafe { ozbd_destroy(uri.as_ptr(), 0, 0, err.as_mut_ptr(), err.len()) },
+        0
+    );
+}
+
+struct OpenResult(mpsc::Sender<(usize, c_int, c_int, String)>);
+
+unsafe extern "C" fn open_done(
+    arg: *mut c_void,
+    vol: *mut ozbd_volume,
+    status: c_int,
+    created: c_int,
+    msg: *const c_char,
+) {
+    let tx = Box::from_raw(arg as *mut OpenResult);
+    let m = CStr::from_ptr(msg).to_string_lossy().into_owned();
+    tx.0.send((vol as usize, status, created, m)).unwrap();
+}
+
+#[test]
+fn open_async_reports_on_engine_thread() {
+    let (tx, rx) = mpsc::channel();
+    let arg = Box::into_raw(Box::new(OpenResult(tx))) as *mut c_void;
+    let rc = unsafe {
+        ozbd_open_async(
+            c"mem://abi2/v/b/d".as_ptr(),
+            &params(4 << 20, OZBD_CREATE_NEW),
+            Some(open_done),
+            arg,
+        )
+    };
+    assert_eq!(rc, 0);
+    let (vol, status, created, _) = rx.recv().unwrap();
+    assert_eq!((status, created), (0, 1));
+    unsafe { ozbd_close(vol as *mut ozbd_volume) };
+    // Creating it again fails with EEXIST and says what to do.
+    let (tx, rx) = mpsc::channel();
+    let arg = Box::into_raw(Box::new(OpenResult(tx))) as *mut c_void;
+    unsafe {
+        ozbd_open_async(
+            c"mem://abi2/v/b/d".as_ptr(),
+            &params(4 << 20, OZBD_CREATE_NEW),
+            Some(open_done),
+            arg,
+        )
+    };
+    let (vol, status, _, msg) = rx.recv().unwrap();
+    assert_eq!((vol, status), (0, -libc::EEXIST));
+    assert!(msg.contains("already exists"), "{msg}");
+    // A malformed URI.
+    let (tx, rx) = mpsc::channel();
+    let arg = Box::into_raw(Box::new(OpenResult(tx))) as *mut c_void;
+    unsafe {
+        ozbd_open_async(
+            c"ofs://nohost".as_ptr(),
+            &params(0, 0),
+            Some(open_done),
+            arg,
+        )
+    };
+    let (_, status, _, msg) = rx.recv().unwrap();
+    assert_eq!(status, -libc::EINVAL);
+    assert!(msg.contains("malformed volume URI"), "{msg}");
+}
