@@ -1,0 +1,232 @@
+//! The libhdfs backend against a running Ozone cluster (`ofs://`), when
+//! OZONE_OM_ADDRESS (host:port) is set: `scripts/ozone-local start` then
+//! `eval "$(scripts/ozone-local env)"`. Skips loudly otherwise, unless
+//! OZBD_REQUIRE_OZONE=1. Each test works in its own bucket under /ozbdtest.
+#![cfg(feature = "libhdfs")]
+
+mod libhdfs_common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use libhdfs_common::*;
+use ozbd_backend::libhdfs::{LibhdfsBackend, LibhdfsOptions};
+use ozbd_backend::{join, Backend, BackendError};
+
+const VOLUME: &str = "/ozbdtest";
+
+fn om_address(test: &str) -> Option<String> {
+    match std::env::var("OZONE_OM_ADDRESS") {
+        Ok(a) if !a.trim().is_empty() => {
+            if jvm_env(test) {
+                Some(a.trim().to_string())
+            } else {
+                None
+            }
+        }
+        _ => {
+            let why = "OZONE_OM_ADDRESS is not set (run: scripts/ozone-local start && \
+                       eval \"$(scripts/ozone-local env)\")";
+            if std::env::var("OZBD_REQUIRE_OZONE").as_deref() == Ok("1") {
+                panic!("{test}: {why}, and OZBD_REQUIRE_OZONE=1");
+            }
+            eprintln!("SKIPPED: {test}: {why}");
+            None
+        }
+    }
+}
+
+/// A connected backend and a fresh bucket path "/ozbdtest/<bucket>".
+fn ozone(test: &str) -> Option<(LibhdfsBackend, String)> {
+    let addr = om_address(test)?;
+    let t = Instant::now();
+    let be = LibhdfsBackend::connect(&format!("ofs://{addr}"), &LibhdfsOptions::default())
+        .unwrap_or_else(|e| panic!("connect ofs://{addr}: {e}"));
+    eprintln!(
+        "{test}: connected to {} in {:?}",
+        be.describe(),
+        t.elapsed()
+    );
+    let bucket = join(VOLUME, &unique("b"));
+    be.mkdirs(&bucket)
+        .expect("mkdirs creates volume and bucket");
+    Some((be, bucket))
+}
+
+fn ozone_local_script() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/ozone-local");
+    p.exists().then_some(p)
+}
+
+/// `scripts/ozone-local sh ARGS`; None when the script is missing or fails.
+fn ozone_sh(args: &[&str]) -> Option<String> {
+    let script = ozone_local_script()?;
+    let out = Command::new(script).arg("sh").args(args).output().ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "ozone sh {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn ozone_contract() {
+    let Some((be, bucket)) = ozone("ozone_contract") else {
+        return;
+    };
+    basic_contract(&be, &join(&bucket, "contract"));
+    assert!(be.describe().starts_with("ofs://"));
+    be.delete(&bucket, true).unwrap();
+}
+
+#[test]
+fn ozone_concurrency() {
+    let Some((be, bucket)) = ozone("ozone_concurrency") else {
+        return;
+    };
+    let be: Arc<dyn Backend> = Arc::new(be);
+    let t = Instant::now();
+    let (puts, reads, transient) = concurrency_contract(be.clone(), &join(&bucket, "conc"), 6);
+    eprintln!(
+        "ozone concurrency: {puts} puts, {reads} reads, {transient} transient read errors in {:?}",
+        t.elapsed()
+    );
+    be.delete(&bucket, true).unwrap();
+}
+
+#[test]
+fn ozone_replication_is_three() {
+    let Some((be, bucket)) = ozone("ozone_replication_is_three") else {
+        return;
+    };
+    let f = join(&bucket, "r");
+    be.put(&f, b"replicated").unwrap();
+    let st = be.file_status(&f).unwrap().expect("status");
+    assert_eq!(st.replication, 3, "{st:?}");
+    be.delete(&bucket, true).unwrap();
+}
+
+/// The old version stays readable while the new one is written; the new one
+/// appears at close; an abandoned write (what `put` does after a write error)
+/// never becomes visible.
+#[test]
+fn ozone_overwrite_is_atomic_at_close() {
+    let Some((be, bucket)) = ozone("ozone_overwrite_is_atomic_at_close") else {
+        return;
+    };
+    let f = join(&bucket, "chunk");
+    let v1 = pattern(3 << 20, 1);
+    let v2 = pattern(5 << 20, 2);
+    be.put(&f, &v1).unwrap();
+
+    let pending = be.debug_begin_put(&f, &v2).unwrap();
+    let mut buf = vec![0u8; 6 << 20];
+    let n = be.read_at(&f, 0, &mut buf).unwrap();
+    assert_eq!(
+        &buf[..n],
+        &v1[..],
+        "old content while the new one is written"
+    );
+    assert_eq!(be.stat(&f).unwrap().unwrap().len, v1.len() as u64);
+    pending.commit().unwrap();
+    let n = be.read_at(&f, 0, &mut buf).unwrap();
+    assert_eq!(&buf[..n], &v2[..], "new content after close");
+
+    // Abandoned: written (even several MiB, so blocks reached the datanodes)
+    // but never closed.
+    let v3 = pattern(7 << 20, 3);
+    drop(be.debug_begin_put(&f, &v3).unwrap());
+    let n = be.read_at(&f, 0, &mut buf).unwrap();
+    assert_eq!(&buf[..n], &v2[..], "abandoned write must not commit");
+    // Abandoning a brand-new file leaves nothing.
+    let g = join(&bucket, "never");
+    drop(be.debug_begin_put(&g, b"partial").unwrap());
+    assert!(be.stat(&g).unwrap().is_none());
+    be.delete(&bucket, true).unwrap();
+}
+
+/// ofs refuses OBJECT_STORE buckets: the error must say so clearly.
+#[test]
+fn ozone_object_store_bucket_is_unsupported() {
+    let Some((be, bucket)) = ozone("ozone_object_store_bucket_is_unsupported") else {
+        return;
+    };
+    let obs = unique("obs");
+    let obs_path = format!("{VOLUME}/{obs}");
+    if ozone_sh(&["bucket", "create", "--layout", "OBJECT_STORE", &obs_path]).is_none() {
+        eprintln!("SKIPPED: ozone_object_store_bucket_is_unsupported: cannot create an OBS bucket");
+        be.delete(&bucket, true).unwrap();
+        return;
+    }
+    let e = be.put(&join(&obs_path, "k"), b"x").unwrap_err();
+    eprintln!("put on an OBJECT_STORE bucket: {e}");
+    assert!(matches!(e, BackendError::Unsupported { .. }), "{e:?}");
+    assert!(e.to_string().contains("OBJECT_STORE"), "{e}");
+    let e = be.mkdirs(&join(&obs_path, "d")).unwrap_err();
+    eprintln!("mkdirs on an OBJECT_STORE bucket: {e}");
+    let _ = ozone_sh(&["bucket", "delete", &obs_path]);
+    be.delete(&bucket, true).unwrap();
+}
+
+/// Investigation aid: what libhdfs shows of FSO vs LEGACY buckets.
+#[test]
+fn ozone_fso_vs_legacy_probe() {
+    let Some((be, bucket)) = ozone("ozone_fso_vs_legacy_probe") else {
+        return;
+    };
+    let legacy = format!("{VOLUME}/{}", unique("leg"));
+    if ozone_sh(&["bucket", "create", "--layout", "LEGACY", &legacy]).is_none() {
+        eprintln!("SKIPPED: ozone_fso_vs_legacy_probe: cannot create a LEGACY bucket");
+        be.delete(&bucket, true).unwrap();
+        return;
+    }
+    for b in [&bucket, &legacy] {
+        let f = join(b, "dir/sub/file");
+        be.put(&f, b"x").unwrap();
+        for p in [b.as_str(), &join(b, "dir"), &join(b, "dir/sub"), &f] {
+            eprintln!("probe {p}: {:?}", be.file_status(p).unwrap());
+        }
+        // Do implicit parents outlive their only file?
+        be.delete(&f, false).unwrap();
+        eprintln!(
+            "probe after deleting the file: dir/sub exists: {}",
+            be.stat(&join(b, "dir/sub")).unwrap().is_some()
+        );
+    }
+    let _ = be.delete(&legacy, true);
+    be.delete(&bucket, true).unwrap();
+}
+
+#[test]
+fn ozone_timing() {
+    let Some((be, bucket)) = ozone("ozone_timing") else {
+        return;
+    };
+    let base = join(&bucket, "timing");
+    let _ = timing(&be, &base, 4 << 20, 2); // warm up
+    let (put, read) = timing(&be, &base, 4 << 20, 10);
+    eprintln!("ofs 4 MiB: put {put:?}, read {read:?} (mean of 10, one thread)");
+    // 4 threads in parallel.
+    let be = Arc::new(be);
+    let t = Instant::now();
+    let hs: Vec<_> = (0..4)
+        .map(|i| {
+            let (be, base) = (be.clone(), join(&base, &format!("p{i}")));
+            std::thread::spawn(move || timing(&*be, &base, 4 << 20, 5))
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "ofs 4 MiB, 4 threads x 5 puts + 5 reads: {:.1} MiB/s combined",
+        (4.0 * 5.0 * 2.0 * 4.0) / secs
+    );
+    be.delete(&bucket, true).unwrap();
+}
