@@ -36,6 +36,25 @@ fn valid_component(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains(char::is_whitespace)
 }
 
+/// Ozone's rules for volume and bucket names (S3-compatible).
+fn ozone_name_problem(name: &str) -> Option<&'static str> {
+    if !(3..=63).contains(&name.len()) {
+        return Some("must be 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Some("may hold only lowercase letters, digits, '-' and '.'");
+    }
+    let first = name.as_bytes()[0];
+    let last = name.as_bytes()[name.len() - 1];
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return Some("must start and end with a letter or digit");
+    }
+    None
+}
+
 impl VolumeUri {
     pub fn parse(uri: &str) -> Result<VolumeUri> {
         let bad = |why: &str| {
@@ -64,6 +83,11 @@ impl VolumeUri {
                 }
                 if let Some(p) = parts.iter().find(|p| !valid_component(p)) {
                     return Err(bad(&format!("invalid path component '{p}'")));
+                }
+                for (what, name) in [("Ozone volume", parts[0]), ("bucket", parts[1])] {
+                    if let Some(why) = ozone_name_problem(name) {
+                        return Err(bad(&format!("{what} name '{name}' {why}")));
+                    }
                 }
                 Ok(VolumeUri {
                     scheme: Scheme::Ofs,
@@ -122,9 +146,9 @@ mod tests {
         assert_eq!(u.dir, "/vol1/bucket1/disks/d0");
         assert_eq!(u.ozone_volume.as_deref(), Some("vol1"));
         assert_eq!(u.bucket.as_deref(), Some("bucket1"));
-        let u = VolumeUri::parse("ofs://om/v/b").unwrap();
+        let u = VolumeUri::parse("ofs://om/vol/bkt").unwrap();
         assert_eq!(u.fs_uri, "ofs://om:9862");
-        assert_eq!(u.canonical(), "ofs://om:9862/v/b");
+        assert_eq!(u.canonical(), "ofs://om:9862/vol/bkt");
     }
 
     #[test]
@@ -144,14 +168,17 @@ mod tests {
         for bad in [
             "",
             "ofs:/x/y",
-            "ofs:///v/b",
-            "ofs://h/v",
-            "ofs://h:port/v/b",
-            "ofs://h:99999/v/b",
+            "ofs:///vol/bkt",
+            "ofs://h/vol",
+            "ofs://h:port/vol/bkt",
+            "ofs://h:99999/vol/bkt",
             "s3://h/v/b",
             "file://host/x",
             "file:///",
-            "ofs://h/v/../b",
+            "ofs://h/vol/../b",
+            "ofs://h/vol/b1",
+            "ofs://h/Vol/bucket",
+            "ofs://h/vol/buck_et",
         ] {
             let e = VolumeUri::parse(bad).unwrap_err();
             assert!(e.to_string().contains("malformed volume URI"), "{bad}: {e}");

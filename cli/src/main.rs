@@ -1,0 +1,505 @@
+//! ozbd: the command-line tool for bdev_ozone volumes, shaped like Ceph's `rbd`.
+//!
+//! Owns: argument parsing, size suffixes, progress display, and streaming whole
+//! volumes in and out (import/export) through the engine with many requests in
+//! flight. Also hidden tools used by tests and benchmarks (`crash-writer`, `bench`).
+//! Must never: reimplement engine logic (chunking, RMW, the volume format);
+//! overwrite data beyond what the user asked for.
+
+mod bench;
+mod crash;
+mod pipeline;
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ozbd_chunkstore::{
+    connect, ConnectOptions, CreateOptions, Error, Op, OpenOptions, Result, Volume, VolumeUri,
+};
+
+use pipeline::Pipeline;
+
+#[derive(Parser)]
+#[command(
+    name = "ozbd",
+    version,
+    about = "Manage bdev_ozone block volumes stored in Apache Ozone"
+)]
+#[command(
+    after_help = "URIs: ofs://<om-host>[:port]/<ozone-volume>/<bucket>[/<path>] or file:///<dir>.\n\
+The Ozone client environment comes from the shell: eval \"$(scripts/ozone-local env)\"."
+)]
+struct Cli {
+    /// Seconds to wait for the Ozone Manager before giving up.
+    #[arg(long, global = true, default_value_t = 60)]
+    timeout: u64,
+    /// Engine worker threads (parallel backend calls).
+    #[arg(long, global = true, default_value_t = 8)]
+    workers: usize,
+    /// Replication factor of chunk files (3 = RATIS/THREE; hsync needs 3).
+    #[arg(long, global = true, default_value_t = 3)]
+    replication: i16,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a volume.
+    Create {
+        uri: String,
+        /// Size in bytes, or with a K/M/G/T suffix (powers of 1024).
+        #[arg(long, value_parser = parse_size)]
+        size: u64,
+        /// Logical block size: 512 or 4096.
+        #[arg(long, default_value_t = 4096)]
+        block_size: u32,
+        /// Chunk size (power of two, 64K to 256M), with an optional suffix.
+        #[arg(long, value_parser = parse_size, default_value = "4M")]
+        chunk_size: u64,
+        /// UUID to give the volume (default: a new random one).
+        #[arg(long)]
+        uuid: Option<uuid::Uuid>,
+    },
+    /// Show a volume's parameters and allocation.
+    Info {
+        uri: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a volume and all its data.
+    Delete {
+        uri: String,
+        /// Also delete a directory that is not a valid volume (e.g. an interrupted create).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Copy a file into a volume from offset 0; the rest of the volume is left untouched.
+    Import {
+        file: String,
+        uri: String,
+        /// Create the volume first, sized to the file (rounded up to the block size).
+        #[arg(long)]
+        create: bool,
+    },
+    /// Copy a whole volume into a file (unallocated chunks become holes).
+    Export { uri: String, file: String },
+    /// (test tool) Random writes to a volume, logging each submit and completion.
+    #[command(hide = true)]
+    CrashWriter {
+        uri: String,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        ops: u64,
+        #[arg(long, default_value_t = 4)]
+        depth: usize,
+    },
+    /// (test tool) Check a volume against a crash-writer log; update the model image.
+    #[command(hide = true)]
+    CrashCheck {
+        uri: String,
+        #[arg(long)]
+        log: String,
+        #[arg(long)]
+        model: String,
+    },
+    /// (benchmark) Whole-chunk writes and reads through the engine vs raw backend files.
+    #[command(hide = true)]
+    Bench {
+        /// A directory URI that does not exist yet; it is removed afterwards.
+        uri: String,
+        #[arg(long, value_parser = parse_size, default_value = "256M")]
+        size: u64,
+        #[arg(long, value_parser = parse_size, default_value = "4M")]
+        chunk_size: u64,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 8)]
+        depth: usize,
+        /// Repetitions of each measurement (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+}
+
+/// Parse "4096", "4K", "1.5G", "10MiB".
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, mult) = match t.chars().last() {
+        Some(c @ ('K' | 'k' | 'M' | 'm' | 'G' | 'g' | 'T' | 't')) => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                _ => 40,
+            };
+            (&t[..t.len() - 1], 1u64 << shift)
+        }
+        _ => (t, 1),
+    };
+    let bad = || format!("'{s}' is not a size: use bytes or a number with K, M, G or T (e.g. 10G)");
+    if num.contains('.') {
+        let f: f64 = num.parse().map_err(|_| bad())?;
+        if !(f.is_finite() && f >= 0.0) {
+            return Err(bad());
+        }
+        Ok((f * mult as f64).round() as u64)
+    } else {
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        n.checked_mul(mult).ok_or_else(bad)
+    }
+}
+
+pub fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+pub struct Ctx {
+    pub timeout: Duration,
+    pub workers: usize,
+    pub replication: i16,
+}
+
+impl Ctx {
+    pub fn backend(&self, uri: &VolumeUri) -> Result<ozbd_backend::BackendRef> {
+        connect(
+            uri,
+            &ConnectOptions {
+                timeout: self.timeout,
+                replication: self.replication,
+            },
+        )
+    }
+
+    pub fn open(&self, uri: &VolumeUri) -> Result<Volume> {
+        let b = self.backend(uri)?;
+        Volume::open(b, uri, &self.open_opts())
+    }
+
+    pub fn open_opts(&self) -> OpenOptions {
+        OpenOptions {
+            workers: self.workers,
+            ..OpenOptions::default()
+        }
+    }
+}
+
+fn progress(total: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// When stderr is not a terminal the bar is hidden: print a line every few seconds instead.
+struct PlainProgress {
+    last: Instant,
+    start: Instant,
+    total: u64,
+    what: String,
+}
+
+impl PlainProgress {
+    fn new(total: u64, what: &str) -> Self {
+        PlainProgress {
+            last: Instant::now(),
+            start: Instant::now(),
+            total,
+            what: what.into(),
+        }
+    }
+    fn tick(&mut self, done: u64) {
+        if self.last.elapsed() >= Duration::from_secs(5) {
+            self.last = Instant::now();
+            let rate = done as f64 / self.start.elapsed().as_secs_f64().max(1e-3);
+            eprintln!(
+                "{}: {} of {} ({:.0}%), {}/s",
+                self.what,
+                human(done),
+                human(self.total),
+                100.0 * done as f64 / self.total.max(1) as f64,
+                human(rate as u64)
+            );
+        }
+    }
+}
+
+fn cmd_import(ctx: &Ctx, file: &str, uri: &VolumeUri, create: bool) -> Result<()> {
+    let mut f =
+        File::open(file).map_err(|e| Error::InvalidArgument(format!("cannot open {file}: {e}")))?;
+    let flen = f
+        .metadata()
+        .map_err(|e| Error::InvalidArgument(format!("cannot stat {file}: {e}")))?
+        .len();
+    let vol = if create {
+        let b = ctx.backend(uri)?;
+        let size = flen.max(1).div_ceil(4096) * 4096;
+        let (v, notes) = Volume::create(b, uri, &CreateOptions::new(size), &ctx.open_opts())?;
+        for n in notes {
+            eprintln!("ozbd: {n}");
+        }
+        eprintln!("ozbd: created volume {} ({})", uri.canonical(), human(size));
+        v
+    } else {
+        ctx.open(uri)?
+    };
+    let sb = vol.superblock().clone();
+    if flen > sb.size {
+        return Err(Error::InvalidArgument(format!(
+            "{file} is {} bytes but the volume holds only {}: nothing was written; create a larger volume",
+            flen, sb.size
+        )));
+    }
+    let bs = sb.block_size as u64;
+    let aligned = flen / bs * bs;
+    let step = sb.chunk_size;
+    let depth = (ctx.workers * 2).max(2);
+    let pb = progress(flen, "import");
+    let mut plain = PlainProgress::new(flen, "import");
+    let start = Instant::now();
+    let mut pipe = Pipeline::new(&vol, depth, step as usize);
+    let mut off = 0;
+    while off < aligned {
+        let n = step.min(aligned - off) as usize;
+        let slot = pipe.slot(|_, _| Ok(()))?;
+        f.read_exact(&mut pipe.buf(slot)[..n])
+            .map_err(|e| Error::InvalidArgument(format!("reading {file} at {off}: {e}")))?;
+        pipe.submit(slot, Op::Write, off, n);
+        off += n as u64;
+        pb.set_position(off);
+        plain.tick(off);
+    }
+    pipe.drain(|_, _| Ok(()))?;
+    if aligned < flen {
+        // The file ends inside a block: keep the rest of that block as it was.
+        let mut block = vec![0u8; bs as usize];
+        vol.read(aligned, &mut block)?;
+        f.read_exact(&mut block[..(flen - aligned) as usize])
+            .map_err(|e| Error::InvalidArgument(format!("reading the end of {file}: {e}")))?;
+        vol.write(aligned, &block)?;
+    }
+    pb.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "ozbd: imported {} into {} in {secs:.1} s ({}/s)",
+        human(flen),
+        uri.canonical(),
+        human((flen as f64 / secs.max(1e-3)) as u64)
+    );
+    Ok(())
+}
+
+fn cmd_export(ctx: &Ctx, uri: &VolumeUri, file: &str) -> Result<()> {
+    let vol = ctx.open(uri)?;
+    let sb = vol.superblock().clone();
+    let out = File::create(file)
+        .map_err(|e| Error::InvalidArgument(format!("cannot create {file}: {e}")))?;
+    out.set_len(sb.size)
+        .map_err(|e| Error::InvalidArgument(format!("cannot size {file}: {e}")))?;
+    let allocated = vol.allocated_chunks();
+    let pb = progress(sb.size, "export");
+    let mut plain = PlainProgress::new(sb.size, "export");
+    let start = Instant::now();
+    let depth = (ctx.workers * 2).max(2);
+    let mut pipe = Pipeline::new(&vol, depth, sb.chunk_size as usize);
+    let write_out = |buf: &[u8], off: u64| {
+        out.write_all_at(buf, off)
+            .map_err(|e| Error::InvalidArgument(format!("writing {file} at {off}: {e}")))
+    };
+    let mut done = 0u64;
+    for c in 0..sb.chunk_count() {
+        let off = c * sb.chunk_size;
+        let n = sb.chunk_len(c) as usize;
+        if allocated.binary_search(&c).is_ok() {
+            let slot = pipe.slot(write_out)?;
+            pipe.submit(slot, Op::Read, off, n);
+        }
+        done += n as u64;
+        pb.set_position(done);
+        plain.tick(done);
+    }
+    pipe.drain(write_out)?;
+    out.sync_all()
+        .map_err(|e| Error::InvalidArgument(format!("syncing {file}: {e}")))?;
+    pb.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "ozbd: exported {} ({} allocated) to {file} in {secs:.1} s",
+        human(sb.size),
+        human(allocated.len() as u64 * sb.chunk_size),
+    );
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx {
+        timeout: Duration::from_secs(cli.timeout),
+        workers: cli.workers,
+        replication: cli.replication,
+    };
+    match cli.cmd {
+        Cmd::Create {
+            uri,
+            size,
+            block_size,
+            chunk_size,
+            uuid,
+        } => {
+            let uri = VolumeUri::parse(&uri)?;
+            let opts = CreateOptions {
+                size,
+                block_size,
+                chunk_size,
+                uuid,
+            };
+            // Check the parameters before connecting (which may take seconds).
+            ozbd_chunkstore::Superblock::new(size, block_size, chunk_size, uuid)?;
+            let b = ctx.backend(&uri)?;
+            let (vol, notes) = Volume::create(b, &uri, &opts, &ctx.open_opts())?;
+            for n in notes {
+                eprintln!("ozbd: {n}");
+            }
+            let sb = vol.superblock();
+            println!(
+                "created {} size {} ({}) block_size {} chunk_size {} uuid {}",
+                uri.canonical(),
+                sb.size,
+                human(sb.size),
+                sb.block_size,
+                sb.chunk_size,
+                sb.uuid
+            );
+            Ok(())
+        }
+        Cmd::Info { uri, json } => {
+            let uri = VolumeUri::parse(&uri)?;
+            let vol = ctx.open(&uri)?;
+            let sb = vol.superblock();
+            let alloc = vol.allocated_chunks().len() as u64;
+            if json {
+                let v = serde_json::json!({
+                    "uri": uri.canonical(),
+                    "uuid": sb.uuid.to_string(),
+                    "size": sb.size,
+                    "block_size": sb.block_size,
+                    "chunk_size": sb.chunk_size,
+                    "chunk_count": sb.chunk_count(),
+                    "allocated_chunks": alloc,
+                    "format_version": sb.format_version,
+                });
+                println!("{v:#}");
+            } else {
+                println!("volume:           {}", uri.canonical());
+                println!("uuid:             {}", sb.uuid);
+                println!("size:             {} ({})", sb.size, human(sb.size));
+                println!("block size:       {}", sb.block_size);
+                println!(
+                    "chunk size:       {} ({})",
+                    sb.chunk_size,
+                    human(sb.chunk_size)
+                );
+                println!(
+                    "allocated chunks: {alloc} of {} ({})",
+                    sb.chunk_count(),
+                    human(alloc * sb.chunk_size)
+                );
+                println!("format version:   {}", sb.format_version);
+            }
+            Ok(())
+        }
+        Cmd::Delete { uri, force } => {
+            let uri = VolumeUri::parse(&uri)?;
+            let b = ctx.backend(&uri)?;
+            Volume::destroy(&b, &uri, force)?;
+            println!("deleted {}", uri.canonical());
+            Ok(())
+        }
+        Cmd::Import { file, uri, create } => {
+            cmd_import(&ctx, &file, &VolumeUri::parse(&uri)?, create)
+        }
+        Cmd::Export { uri, file } => cmd_export(&ctx, &VolumeUri::parse(&uri)?, &file),
+        Cmd::CrashWriter {
+            uri,
+            seed,
+            ops,
+            depth,
+        } => crash::run_writer(&ctx, &VolumeUri::parse(&uri)?, seed, ops, depth),
+        Cmd::CrashCheck { uri, log, model } => {
+            println!(
+                "{}",
+                crash::check(&ctx, &VolumeUri::parse(&uri)?, &log, &model)?
+            );
+            Ok(())
+        }
+        Cmd::Bench {
+            uri,
+            size,
+            chunk_size,
+            depth,
+            rounds,
+        } => bench::run(
+            &ctx,
+            &VolumeUri::parse(&uri)?,
+            size,
+            chunk_size,
+            depth,
+            rounds,
+        ),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ozbd: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("10G"), Ok(10 << 30));
+        assert_eq!(parse_size("1.5M"), Ok(3 << 19));
+        assert_eq!(parse_size("2MiB"), Ok(2 << 20));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+}
