@@ -1,0 +1,181 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Copyright (C) 2026 The bdev_ozone authors.
+#
+# Shared helpers for the SPDK validation scripts (sourced, not run).
+# Owns: finding SPDK and its tools, building the module, the Ozone client environment,
+# starting/stopping SPDK apps with the module preloaded, per-run volume names, JSON configs.
+# Must never: build SPDK, stop or restart the shared Ozone cluster, or kill a process it
+# did not start (every app is tracked by its pid).
+
+set -o pipefail
+
+OZT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OZ_SPDK_DIR=$(cd "$OZT_DIR/.." && pwd)
+OZ_TOP=$(cd "$OZ_SPDK_DIR/.." && pwd)
+
+# ---- SPDK discovery -------------------------------------------------------------------
+# Sets SPDK_PREFIX (install prefix with bin/ and lib/) or returns 1.
+ozt_find_spdk() {
+	local pc
+	if [[ -n ${SPDK_ROOT:-} ]]; then
+		SPDK_PREFIX=$SPDK_ROOT
+	elif pc=$(pkg-config --variable=prefix spdk_bdev 2> /dev/null) && [[ -n $pc ]]; then
+		SPDK_PREFIX=$pc
+	elif [[ -f /opt/spdk/lib/pkgconfig/spdk_bdev.pc ]]; then
+		SPDK_PREFIX=/opt/spdk
+	else
+		return 1
+	fi
+	SPDK_BIN=${SPDK_BIN:-$SPDK_PREFIX/bin}
+	[[ -x $SPDK_BIN/spdk_tgt ]] || SPDK_BIN=$SPDK_PREFIX/build/bin
+	export LD_LIBRARY_PATH=$SPDK_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+	export PKG_CONFIG_PATH=$SPDK_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+	# rpc.py: explicit, a source tree next to the prefix, or the installed spdk-rpc.
+	if [[ -z ${SPDK_RPC_PY:-} ]]; then
+		local c
+		for c in "$SPDK_PREFIX/scripts/rpc.py" /opt/spdk-src/spdk/scripts/rpc.py; do
+			[[ -f $c ]] && SPDK_RPC_PY=$c && break
+		done
+		if [[ -z ${SPDK_RPC_PY:-} && -x $SPDK_PREFIX/bin/spdk-rpc ]]; then
+			SPDK_RPC_PY=$SPDK_PREFIX/bin/spdk-rpc
+			export PYTHONPATH=$(echo "$SPDK_PREFIX"/lib/python3*/site-packages)${PYTHONPATH:+:$PYTHONPATH}
+		fi
+	fi
+	export PYTHONPATH=$OZ_SPDK_DIR/rpc_plugin${PYTHONPATH:+:$PYTHONPATH}
+	return 0
+}
+
+ozt_skip_banner() {
+	echo "##################################################################"
+	echo "# SPDK TESTS SKIPPED: $*"
+	echo "# Install SPDK (see docs/spdk-module.md) and set SPDK_ROOT=<prefix>"
+	echo "# or PKG_CONFIG_PATH so that 'pkg-config spdk_bdev' works."
+	echo "##################################################################"
+}
+
+# ---- results ------------------------------------------------------------------------------
+OZT_NAME=${OZT_NAME:-$(basename "$0" .sh)}
+OZT_FAILS=0
+ozt_log() { echo "[$OZT_NAME $(date +%H:%M:%S)] $*"; }
+ozt_fail() {
+	echo "[$OZT_NAME] FAIL: $*"
+	OZT_FAILS=$((OZT_FAILS + 1))
+}
+ozt_summary() {
+	if ((OZT_FAILS == 0)); then
+		echo "PASS: $OZT_NAME${1:+ ($1)}"
+		return 0
+	fi
+	echo "FAIL: $OZT_NAME ($OZT_FAILS failure(s))${1:+ ($1)}"
+	return 1
+}
+
+# ---- setup --------------------------------------------------------------------------------
+# Builds what is missing and exports the Ozone client environment.
+ozt_setup() {
+	if ! ozt_find_spdk; then
+		ozt_skip_banner "no SPDK found (no SPDK_ROOT, no pkg-config spdk_bdev, no /opt/spdk)"
+		exit 0
+	fi
+	OZT_WORK=${OZT_WORK:-$(mktemp -d /tmp/ozt-$OZT_NAME.XXXXXX)}
+	mkdir -p "$OZT_WORK"
+	if [[ ! -f $OZ_TOP/target/release/libozbd.a ]]; then
+		ozt_log "building the engine library (cargo build --release -p ozbd-capi)"
+		(cd "$OZ_TOP" && nice cargo build --release -p ozbd-capi) > "$OZT_WORK/cargo.log" 2>&1 ||
+			{ echo "FAIL: $OZT_NAME (cargo build failed, see $OZT_WORK/cargo.log)"; exit 1; }
+	fi
+	make -s -C "$OZ_SPDK_DIR" > "$OZT_WORK/make.log" 2>&1 ||
+		{ cat "$OZT_WORK/make.log"; echo "FAIL: $OZT_NAME (module build failed)"; exit 1; }
+	OZ_MODULE=$OZ_SPDK_DIR/libspdk_bdev_ozone.so
+	if [[ -z ${OZONE_OM_ADDRESS:-} ]]; then
+		eval "$("$OZ_TOP/scripts/ozone-local" env)" ||
+			{ echo "FAIL: $OZT_NAME (no Ozone client environment)"; exit 1; }
+	fi
+	OZT_VOLROOT=${OZT_VOLROOT:-ofs://$OZONE_OM_ADDRESS/spdktest/bkt}
+	OZT_RUN_ID=${OZT_RUN_ID:-$(date +%m%d%H%M%S)$$}
+	# Bound (ms) on reaching the OM in configs; generous because the JVM starts inside the app.
+	OZT_TIMEOUT_MS=${OZT_TIMEOUT_MS:-120000}
+	OZT_PIDS=()
+	trap ozt_cleanup EXIT
+	ozt_log "SPDK at $SPDK_PREFIX, work dir $OZT_WORK, volumes under $OZT_VOLROOT"
+}
+
+# A fresh volume URI for this run: ozt_uri <tag>
+ozt_uri() { echo "$OZT_VOLROOT/${OZT_NAME//_/-}-$1-$OZT_RUN_ID"; }
+
+# rpc <socket> <method> [args]: rpc.py with the plugin and a long client timeout.
+ozt_rpc() {
+	local sock=$1
+	shift
+	python3 "$SPDK_RPC_PY" -s "$sock" -t "${OZT_RPC_TIMEOUT:-300}" --plugin bdev_ozone_rpc "$@"
+}
+
+# ozt_start_app <var> <log> <binary> <args...>: start with the module preloaded, in the
+# background; stores the pid in <var> and tracks it for cleanup.
+ozt_start_app() {
+	local __var=$1 log=$2 bin=$3
+	shift 3
+	nice -n 5 env LD_PRELOAD="$OZ_MODULE" "$SPDK_BIN/$bin" "$@" > "$log" 2>&1 &
+	local __pid=$!
+	OZT_PIDS+=("$__pid")
+	printf -v "$__var" '%s' "$__pid"
+}
+
+# Wait until an app's RPC socket answers (bounded).
+ozt_wait_sock() {
+	local sock=$1 pid=$2 t=${3:-120}
+	local i
+	for ((i = 0; i < t * 2; i++)); do
+		kill -0 "$pid" 2> /dev/null || return 1
+		if [[ -S $sock ]] && python3 "$SPDK_RPC_PY" -s "$sock" -t 5 spdk_get_version > /dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.5
+	done
+	return 1
+}
+
+# Stop an app we started: SIGTERM, then wait (bounded), then SIGKILL.
+ozt_stop_app() {
+	local pid=$1 t=${2:-120} i
+	kill -0 "$pid" 2> /dev/null || return 0
+	kill -TERM "$pid" 2> /dev/null
+	for ((i = 0; i < t * 2; i++)); do
+		kill -0 "$pid" 2> /dev/null || { wait "$pid" 2> /dev/null; return 0; }
+		sleep 0.5
+	done
+	echo "warning: pid $pid did not exit after SIGTERM within ${t}s; SIGKILL" >&2
+	kill -KILL "$pid" 2> /dev/null
+	wait "$pid" 2> /dev/null
+	return 1
+}
+
+ozt_cleanup() {
+	local pid
+	for pid in "${OZT_PIDS[@]}"; do
+		kill -0 "$pid" 2> /dev/null && ozt_stop_app "$pid" 60
+	done
+	[[ -n ${OZT_CLEANUP_EXTRA:-} ]] && eval "$OZT_CLEANUP_EXTRA"
+	return 0
+}
+
+# JSON for one bdev_ozone_create call: ozt_create_json <name> <uri> <size> <chunk> [bs]
+ozt_create_json() {
+	cat << EOF
+{"method": "bdev_ozone_create", "params": {"name": "$1", "uri": "$2", "size": $3,
+ "chunk_size": $4, "block_size": ${5:-4096}, "timeout_ms": $OZT_TIMEOUT_MS}}
+EOF
+}
+
+# A bdev subsystem config from JSON method objects: ozt_bdev_config <obj>...
+ozt_bdev_config() {
+	local IFS=,
+	echo "{\"subsystems\": [{\"subsystem\": \"bdev\", \"config\": [$*, {\"method\": \"bdev_wait_for_examine\"}]}]}"
+}
+
+# Remove a test volume's data (through the engine's CLI, which runs outside SPDK).
+ozt_destroy_volume() {
+	local ozbd=$OZ_TOP/target/release/ozbd
+	[[ -x $ozbd ]] || return 0
+	"$ozbd" delete "$1" > /dev/null 2>&1 || true
+}
