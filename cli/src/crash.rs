@@ -167,7 +167,7 @@ pub fn check(ctx: &Ctx, uri: &VolumeUri, log: &str, model: &str) -> Result<Strin
     }
     fs::write(model, &image).map_err(|e| bad(format!("cannot write {model}: {e}")))?;
     Ok(format!(
-        "ok: {} chunks consistent; {} writes logged, {} acknowledged and all present; {} unacknowledged applied, {} unacknowledged not applied",
+        "ok: {} chunks consistent; {} writes logged, {} acknowledged and all present; unacknowledged chunk updates: {} applied, {} not applied",
         sb.chunk_count(),
         writes.len(),
         acked.len(),
