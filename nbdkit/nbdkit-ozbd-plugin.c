@@ -218,7 +218,9 @@ ozbd_after_fork (void)
 
   r = ozbd_open (uri, &p, &vol, &created, err, sizeof err);
   if (r != 0) {
-    nbdkit_error ("ozbd: cannot open %s: %s (%s)", uri, err, strerror (-r));
+    nbdkit_error ("ozbd: cannot open %s: %s (%s)%s", uri, err, strerror (-r),
+                  r == -ENOENT && size == 0
+                  ? "; or pass size= to create it here" : "");
     vol = NULL;
     return -1;
   }
