@@ -19,7 +19,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 fn env_usize(k: &str, d: usize) -> usize {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 pub fn om_address() -> Option<String> {
@@ -40,11 +43,15 @@ fn pattern(off: u64, len: usize, seed: u64) -> Vec<u8> {
     let mut v = vec![0u8; len];
     for (i, b) in v.iter_mut().enumerate() {
         let p = off + i as u64;
-        *b = ((p / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed.wrapping_mul(0xD6E8_FEB8_6659_FD93))
-            .rotate_left((p % 8) as u32 * 8) as u8;
+        *b = ((p / 8).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ seed.wrapping_mul(0xD6E8_FEB8_6659_FD93))
+        .rotate_left((p % 8) as u32 * 8) as u8;
     }
     v
 }
+
+/// Per in-flight slot: buffer, expected read content (None for mutations), description.
+type Slot = Option<(Box<[u8]>, Option<Vec<u8>>, String)>;
 
 #[test]
 fn random_ops_match_model_on_ozone() {
@@ -59,30 +66,39 @@ fn random_ops_match_model_on_ozone() {
     let size: u64 = 1 << 30;
     let bs: u64 = 4096;
     eprintln!("ozone model test: seed {seed} (rerun with OZBD_SEED={seed}), {ops} ops, depth {depth}, chunk {chunk}");
-    let uri = VolumeUri::parse(&format!("ofs://{om}/ozbdtest/model/run-{seed}-{}", std::process::id())).unwrap();
+    let uri = VolumeUri::parse(&format!(
+        "ofs://{om}/ozbdtest/model/run-{seed}-{}",
+        std::process::id()
+    ))
+    .unwrap();
     let backend = connect(&uri, &ConnectOptions::default()).unwrap();
     let mut copts = CreateOptions::new(size);
     copts.chunk_size = chunk;
-    let oopts = OpenOptions { workers: depth, ..OpenOptions::default() };
+    let oopts = OpenOptions {
+        workers: depth,
+        ..OpenOptions::default()
+    };
     let (vol, _) = Volume::create(backend.clone(), &uri, &copts, &oopts).unwrap();
 
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut model = vec![0u8; size as usize];
     let max_blocks = (8u64 << 20) / bs;
     let (tx, rx) = mpsc::channel::<(usize, ozbd_chunkstore::Result<()>)>();
-    // Per slot: buffer, expected read content (None for mutations), op description.
-    let mut slots: Vec<Option<(Box<[u8]>, Option<Vec<u8>>, String)>> = (0..depth).map(|_| None).collect();
+    let mut slots: Vec<Slot> = (0..depth).map(|_| None).collect();
     let mut free: Vec<usize> = (0..depth).collect();
     let (mut checked, mut bytes) = (0u64, 0u64);
     let start = Instant::now();
-    let mut reap = |slots: &mut Vec<Option<(Box<[u8]>, Option<Vec<u8>>, String)>>, free: &mut Vec<usize>| {
+    let mut reap = |slots: &mut Vec<Slot>, free: &mut Vec<usize>| {
         let (slot, r) = rx.recv().unwrap();
         let (buf, expect, what) = slots[slot].take().unwrap();
         if let Err(e) = r {
             panic!("seed {seed}: {what} failed: {e}");
         }
         if let Some(want) = expect {
-            assert!(buf[..] == want[..], "seed {seed}: {what} returned data that differs from the model");
+            assert!(
+                buf[..] == want[..],
+                "seed {seed}: {what} returned data that differs from the model"
+            );
             checked += 1;
         }
         free.push(slot);
@@ -92,13 +108,18 @@ fn random_ops_match_model_on_ozone() {
             reap(&mut slots, &mut free);
         }
         let slot = free.pop().unwrap();
-        let nb = (2f64.powf(rng.gen_range(0.0..=(max_blocks as f64).log2())) as u64).clamp(1, max_blocks);
+        let nb = (2f64.powf(rng.gen_range(0.0..=(max_blocks as f64).log2())) as u64)
+            .clamp(1, max_blocks);
         let start_block = rng.gen_range(0..=size / bs - nb);
         let (off, len) = (start_block * bs, nb * bs);
         let r = off as usize..(off + len) as usize;
         bytes += len;
         let (op, buf, expect) = match rng.gen_range(0..100) {
-            0..=39 => (Op::Read, vec![0xEEu8; len as usize].into_boxed_slice(), Some(model[r].to_vec())),
+            0..=39 => (
+                Op::Read,
+                vec![0xEEu8; len as usize].into_boxed_slice(),
+                Some(model[r].to_vec()),
+            ),
             40..=74 => {
                 let d = pattern(off, len as usize, i as u64 + seed);
                 model[r].copy_from_slice(&d);
@@ -116,11 +137,28 @@ fn random_ops_match_model_on_ozone() {
         let what = format!("op #{i} {op:?} {off}+{len}");
         slots[slot] = Some((buf, expect, what));
         let b = &mut slots[slot].as_mut().unwrap().0;
-        let sg = if b.is_empty() { SgList::empty() } else { unsafe { SgList::from_slice(b) } };
+        let sg = if b.is_empty() {
+            SgList::empty()
+        } else {
+            unsafe { SgList::from_slice(b) }
+        };
         let txc = tx.clone();
-        unsafe { vol.submit(op, off, len, sg, Box::new(move |r| txc.send((slot, r)).unwrap())) };
+        unsafe {
+            vol.submit(
+                op,
+                off,
+                len,
+                sg,
+                Box::new(move |r| txc.send((slot, r)).unwrap()),
+            )
+        };
         if (i + 1) % 1000 == 0 {
-            eprintln!("  {} ops, {:.0} s, {:.1} MiB/s", i + 1, start.elapsed().as_secs_f64(), bytes as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64());
+            eprintln!(
+                "  {} ops, {:.0} s, {:.1} MiB/s",
+                i + 1,
+                start.elapsed().as_secs_f64(),
+                bytes as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64()
+            );
         }
     }
     while free.len() < depth {
@@ -137,9 +175,15 @@ fn random_ops_match_model_on_ozone() {
     let mut buf = vec![0u8; step];
     for off in (0..size).step_by(step) {
         vol.read(off, &mut buf).unwrap();
-        assert!(buf[..] == model[off as usize..off as usize + step], "seed {seed}: after reopen, [{off}, +64 MiB) differs from the model");
+        assert!(
+            buf[..] == model[off as usize..off as usize + step],
+            "seed {seed}: after reopen, [{off}, +64 MiB) differs from the model"
+        );
     }
-    eprintln!("ozone model test: reopened and verified all 1 GiB in {:.1} s total", start.elapsed().as_secs_f64());
+    eprintln!(
+        "ozone model test: reopened and verified all 1 GiB in {:.1} s total",
+        start.elapsed().as_secs_f64()
+    );
     drop(vol);
     Volume::destroy(&backend, &uri, false).unwrap();
 }
