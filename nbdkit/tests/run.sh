@@ -47,6 +47,7 @@ check() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; f
 note() { echo "      $*"; }
 
 WORK=$(mktemp -d /tmp/ozbd-nbd-test.XXXXXX)
+cd "$WORK" || exit 1   # fio and friends drop state files in the cwd
 BASE=${OZBD_NBD_TEST_BASE:-ofs://$OZONE_OM_ADDRESS/nbdtest/bkt}
 NAME=t$(date +%s)-$$
 URI=$BASE/$NAME
@@ -299,7 +300,7 @@ fi
 if fio --enghelp=nbd >/dev/null 2>&1; then
   if fio --name=ozbd --ioengine=nbd --uri="$NBD" --rw=randwrite --bs=4k --iodepth=16 \
        --offset=$((128 * MiB)) --size=$((2 * MiB)) --verify=crc32c --verify_fatal=1 \
-       --do_verify=1 --output-format=terse --terse-version=3 >"$WORK/fio.out" 2>&1; then
+       --do_verify=1 --verify_state_save=0 --output-format=terse --terse-version=3 >"$WORK/fio.out" 2>&1; then
     iops=$(grep '^3;' "$WORK/fio.out" | awk -F';' '{print $49}')
     pass "fio nbd engine: randwrite 4k qd16 over 2 MiB (1 MiB chunks: every 4k write is a chunk update) + crc32c verify (write IOPS $iops)"
   else fail "fio randwrite+verify"; tail -5 "$WORK/fio.out"; fi
