@@ -160,10 +160,13 @@ ozt_cleanup() {
 }
 
 # JSON for one bdev_ozone_create call: ozt_create_json <name> <uri> <size> <chunk> [bs]
+# (OZT_WORKERS, when set, gives the engine's worker thread count.)
 ozt_create_json() {
+	local workers=""
+	[[ -n ${OZT_WORKERS:-} ]] && workers=", \"workers\": $OZT_WORKERS"
 	cat << EOF
 {"method": "bdev_ozone_create", "params": {"name": "$1", "uri": "$2", "size": $3,
- "chunk_size": $4, "block_size": ${5:-4096}, "timeout_ms": $OZT_TIMEOUT_MS}}
+ "chunk_size": $4, "block_size": ${5:-4096}, "timeout_ms": $OZT_TIMEOUT_MS$workers}}
 EOF
 }
 
