@@ -431,6 +431,10 @@ bdev_ozone_dump_info_json(void *ctx, struct spdk_json_write_ctx *w)
 	spdk_json_write_named_uint32(w, "block_size", disk->info.block_size);
 	spdk_json_write_named_uint64(w, "chunk_size", disk->info.chunk_size);
 	spdk_json_write_named_uint64(w, "chunk_count", disk->info.chunk_count);
+	/* What the bdev advertises (bdev_get_bdevs does not print it). */
+	spdk_json_write_named_uint32(w, "optimal_io_boundary", disk->bdev.optimal_io_boundary);
+	spdk_json_write_named_bool(w, "split_on_optimal_io_boundary",
+				   disk->bdev.split_on_optimal_io_boundary);
 	spdk_json_write_named_object_begin(w, "statistics");
 	spdk_json_write_named_uint64(w, "reads", st.reads);
 	spdk_json_write_named_uint64(w, "writes", st.writes);

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Copyright (C) 2026 The bdev_ozone authors.
+#
+# Validation: the control plane. JSON-RPC errors (missing/bad/unknown parameters, an
+# unreachable OM within a bounded time while the app keeps answering, a volume already
+# open, a name taken, an unknown bdev), create vs open reporting, bdev_get_bdevs driver
+# info, delete with and without destroy_data, and save_config -> restart from that config
+# -> the same volume comes back with the same UUID and data (checked with spdk_dd).
+# Must never: leave a volume behind (the last step destroys it through the RPC).
+
+OZT_NAME=rpc_config
+source "$(dirname "$0")/lib.sh"
+ozt_setup
+
+RAW="python3 $OZT_DIR/rpc_raw.py"
+sock=$OZT_WORK/t.sock
+uri=$(ozt_uri v)
+OZT_CLEANUP_EXTRA="ozt_destroy_volume $uri"
+checks=0
+
+# expect_error <desc> <method> <params> <regex on message>
+expect_error() {
+	local out
+	checks=$((checks + 1))
+	out=$($RAW "$sock" "$2" "$3")
+	if jq -e '.error' <<< "$out" > /dev/null && jq -r '.error.message' <<< "$out" | grep -qiE "$4"; then
+		echo "  ok   $1: $(jq -c '{code: .error.code, message: .error.message, s: .elapsed_s}' <<< "$out")"
+	else
+		ozt_fail "$1: expected an error matching /$4/, got $out"
+	fi
+}
+# expect_ok <desc> <method> <params> [jq filter that must be true]
+expect_ok() {
+	local out
+	checks=$((checks + 1))
+	out=$($RAW "$sock" "$2" "$3")
+	if jq -e '.error' <<< "$out" > /dev/null; then
+		ozt_fail "$1: $out"
+		return 1
+	fi
+	if [[ -n ${4:-} ]] && ! jq -e "$4" <<< "$out" > /dev/null; then
+		ozt_fail "$1: result fails '$4': $out"
+		return 1
+	fi
+	echo "  ok   $1: $(jq -c '.result' <<< "$out" | cut -c1-160)"
+	LAST=$out
+}
+
+start_tgt() {
+	ozt_start_app tgt "$OZT_WORK/tgt-$1.log" spdk_tgt --no-huge -s 1024 -u -r "$sock" ${2:+--json "$2"}
+	ozt_wait_sock "$sock" "$tgt" 300 || { ozt_fail "spdk_tgt ($1) did not come up"; ozt_summary; exit 1; }
+}
+
+to=$OZT_TIMEOUT_MS
+ozt_log "part 1: parameter errors and create/open"
+start_tgt 1
+expect_error "no params" bdev_ozone_create '' 'missing parameters'
+expect_error "missing name" bdev_ozone_create '{"uri": "'"$uri"'"}' "missing required parameter 'name'"
+expect_error "missing uri" bdev_ozone_create '{"name": "oz0"}' "missing required parameter 'uri'"
+expect_error "unknown key" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "bogus": 1}' "unknown parameter 'bogus'"
+expect_error "size not a number" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": "big"}' "'size' must be"
+expect_error "negative size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": -1}' "'size' must be"
+expect_error "bad block_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "block_size": 1000}' "block_size"
+expect_error "bad chunk_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "chunk_size": 100000}' "chunk_size"
+expect_error "bad uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "nope"}' "not a UUID"
+expect_error "bad scheme" bdev_ozone_create '{"name": "oz0", "uri": "http://x/y"}' "ofs://"
+expect_error "params not an object" bdev_ozone_create '[1, 2]' "must be a JSON object"
+expect_error "no volume, no size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size"
+
+# Unreachable OM (nothing listens on port 9): bounded by timeout_ms, app stays responsive.
+t0=$(date +%s)
+$RAW "$sock" bdev_ozone_create '{"name": "ozdead", "uri": "ofs://127.0.0.1:9/vol/bkt/x", "size": 1048576, "timeout_ms": 5000}' > "$OZT_WORK/dead.json" &
+rawpid=$!
+sleep 1
+out=$($RAW "$sock" spdk_get_version '' 10)
+if jq -e '.result' <<< "$out" > /dev/null; then
+	echo "  ok   app thread answers while an open is pending ($(jq -r .elapsed_s <<< "$out") s)"
+else
+	ozt_fail "app did not answer spdk_get_version while an open was pending: $out"
+fi
+wait "$rawpid"
+dt=$(($(date +%s) - t0))
+checks=$((checks + 2))
+if jq -e '.error' "$OZT_WORK/dead.json" > /dev/null && ((dt < 60)); then
+	echo "  ok   unreachable OM: error after ${dt}s: $(jq -c .error "$OZT_WORK/dead.json")"
+else
+	ozt_fail "unreachable OM: after ${dt}s got $(cat "$OZT_WORK/dead.json")"
+fi
+
+expect_ok "create" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 67108864, "chunk_size": 262144, "timeout_ms": '$to'}' '.result.action == "created"'
+uuid=$(jq -r .result.uuid <<< "$LAST")
+expect_error "same uri again" bdev_ozone_create '{"name": "oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}' "already open"
+expect_error "same uri, trailing slash" bdev_ozone_create '{"name": "oz1", "uri": "'"$uri"'/", "timeout_ms": '$to'}' "already open"
+expect_ok "malloc for name clash" bdev_malloc_create '{"name": "m0", "num_blocks": 256, "block_size": 4096}'
+expect_error "name taken" bdev_ozone_create '{"name": "m0", "uri": "'"$uri"'-other", "size": 1048576, "timeout_ms": '$to'}' "already exists"
+expect_ok "driver info" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone | (.uri != null and .chunk_size == 262144 and .statistics.reads >= 0)'
+expect_ok "uuid of bdev" bdev_get_bdevs '{"name": "oz0"}' ".result[0].uuid == \"$uuid\""
+expect_ok "optimal_io_boundary" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.optimal_io_boundary == 64'
+expect_error "delete unknown" bdev_ozone_delete '{"name": "nosuch"}' "no such ozone bdev"
+expect_error "delete non-ozone" bdev_ozone_delete '{"name": "m0"}' "not an ozone bdev"
+expect_error "delete bad flag" bdev_ozone_delete '{"name": "oz0", "destroy_data": "yes"}' "destroy_data"
+expect_ok "delete (keep data)" bdev_ozone_delete '{"name": "oz0"}'
+expect_ok "reopen" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' ".result.action == \"opened\" and .result.uuid == \"$uuid\""
+expect_ok "delete again" bdev_ozone_delete '{"name": "oz0"}'
+expect_error "open with another uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "00000000-0000-4000-8000-000000000001", "timeout_ms": '$to'}' "uuid|UUID"
+expect_error "open with another chunk size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "chunk_size": 1048576, "timeout_ms": '$to'}' "chunk"
+expect_ok "reopen for save_config" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' '.result.action == "opened"'
+expect_ok "malloc delete" bdev_malloc_delete '{"name": "m0"}'
+ozt_rpc "$sock" save_config > "$OZT_WORK/saved.json" || ozt_fail "save_config failed"
+jq -c '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create")' "$OZT_WORK/saved.json" | sed 's/^/  saved: /'
+checks=$((checks + 1))
+jq -e ".subsystems[] | select(.subsystem == \"bdev\") | .config[] | select(.method == \"bdev_ozone_create\") | .params.uuid == \"$uuid\"" "$OZT_WORK/saved.json" > /dev/null ||
+	ozt_fail "saved config lacks bdev_ozone_create with uuid $uuid"
+ozt_stop_app "$tgt" || ozt_fail "spdk_tgt did not stop cleanly"
+
+ozt_log "part 2: data through spdk_dd with the saved config, restart spdk_tgt from it"
+jq '{subsystems: [.subsystems[] | select(.subsystem == "bdev")]}' "$OZT_WORK/saved.json" > "$OZT_WORK/bdev-only.json"
+head -c $((4 << 20)) /dev/urandom > "$OZT_WORK/pattern.bin"
+ozt_start_app dd "$OZT_WORK/dd-write.log" spdk_dd --no-huge -s 1024 -u -r "$OZT_WORK/dd.sock" \
+	--json "$OZT_WORK/bdev-only.json" --if "$OZT_WORK/pattern.bin" --ob oz0 --bs 1048576
+wait "$dd" || ozt_fail "spdk_dd write failed (log $OZT_WORK/dd-write.log)"
+start_tgt 2 "$OZT_WORK/saved.json"
+expect_ok "restarted: same uuid" bdev_get_bdevs '{"name": "oz0"}' ".result[0].uuid == \"$uuid\""
+ozt_stop_app "$tgt" || ozt_fail "spdk_tgt did not stop cleanly"
+ozt_start_app dd "$OZT_WORK/dd-read.log" spdk_dd --no-huge -s 1024 -u -r "$OZT_WORK/dd.sock" \
+	--json "$OZT_WORK/bdev-only.json" --ib oz0 --of "$OZT_WORK/readback.bin" --bs 1048576 --count 4
+wait "$dd" || ozt_fail "spdk_dd read failed (log $OZT_WORK/dd-read.log)"
+checks=$((checks + 1))
+if cmp "$OZT_WORK/pattern.bin" "$OZT_WORK/readback.bin"; then
+	echo "  ok   4 MiB pattern written before the restart reads back identical"
+else
+	ozt_fail "pattern read back differs"
+fi
+
+ozt_log "part 3: delete with destroy_data"
+start_tgt 3 "$OZT_WORK/saved.json"
+expect_ok "delete destroy_data" bdev_ozone_delete '{"name": "oz0", "destroy_data": true}'
+expect_error "gone after destroy" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size|no volume"
+ozt_stop_app "$tgt" || ozt_fail "spdk_tgt did not stop cleanly"
+ozt_summary "$checks checks"
