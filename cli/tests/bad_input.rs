@@ -4,24 +4,11 @@
 //! Needs `eval "$(scripts/ozone-local env)"`; skips loudly without it unless
 //! OZBD_REQUIRE_OZONE=1.
 
+mod common;
+use common::{om_address, OZBD};
+
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const OZBD: &str = env!("CARGO_BIN_EXE_ozbd");
-
-fn om_address() -> Option<String> {
-    match std::env::var("OZONE_OM_ADDRESS") {
-        Ok(a) if !a.is_empty() => Some(a),
-        _ => {
-            assert!(
-                std::env::var("OZBD_REQUIRE_OZONE").as_deref() != Ok("1"),
-                "OZBD_REQUIRE_OZONE=1 but OZONE_OM_ADDRESS is not set"
-            );
-            eprintln!("SKIPPED: no Ozone cluster (OZONE_OM_ADDRESS unset)");
-            None
-        }
-    }
-}
 
 /// Run ozbd, expect failure, return (stderr, seconds).
 fn fails(args: &[&str]) -> (String, f64) {

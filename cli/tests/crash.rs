@@ -6,38 +6,16 @@
 //! Needs `eval "$(scripts/ozone-local env)"`; skips loudly without it unless
 //! OZBD_REQUIRE_OZONE=1. OZBD_CRASH_CYCLES overrides the number of kills.
 
+mod common;
+use common::ozbd;
+use common::{om_address, OZBD};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-
-const OZBD: &str = env!("CARGO_BIN_EXE_ozbd");
-
-fn om_address() -> Option<String> {
-    match std::env::var("OZONE_OM_ADDRESS") {
-        Ok(a) if !a.is_empty() => Some(a),
-        _ => {
-            assert!(
-                std::env::var("OZBD_REQUIRE_OZONE").as_deref() != Ok("1"),
-                "OZBD_REQUIRE_OZONE=1 but OZONE_OM_ADDRESS is not set"
-            );
-            eprintln!("SKIPPED: no Ozone cluster (OZONE_OM_ADDRESS unset); run scripts/ozone-local start and eval \"$(scripts/ozone-local env)\"");
-            None
-        }
-    }
-}
-
-fn ozbd(args: &[&str]) -> (bool, String) {
-    let out = Command::new(OZBD).args(args).output().expect("run ozbd");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 #[test]
 fn sigkill_never_loses_acknowledged_writes_or_tears_chunks() {
