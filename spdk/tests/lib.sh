@@ -15,13 +15,14 @@ OZ_TOP=$(cd "$OZ_SPDK_DIR/.." && pwd)
 
 # ---- SPDK discovery -------------------------------------------------------------------
 # Sets SPDK_PREFIX (install prefix with bin/ and lib/) or returns 1.
+# OZT_NO_DEFAULT_SPDK=1 ignores /opt/spdk (to check the "skipped" path).
 ozt_find_spdk() {
 	local pc
 	if [[ -n ${SPDK_ROOT:-} ]]; then
 		SPDK_PREFIX=$SPDK_ROOT
 	elif pc=$(pkg-config --variable=prefix spdk_bdev 2> /dev/null) && [[ -n $pc ]]; then
 		SPDK_PREFIX=$pc
-	elif [[ -f /opt/spdk/lib/pkgconfig/spdk_bdev.pc ]]; then
+	elif [[ -z ${OZT_NO_DEFAULT_SPDK:-} && -f /opt/spdk/lib/pkgconfig/spdk_bdev.pc ]]; then
 		SPDK_PREFIX=/opt/spdk
 	else
 		return 1

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Copyright (C) 2026 The bdev_ozone authors.
+#
+# Validation: faults under load. bdevperf -w verify runs on an ozone bdev while
+#  1. one datanode is frozen (SIGSTOP) for OZT_FAULT_SECS: I/O must go on, no miscompare;
+#  2. the Ozone Manager is frozen (SIGSTOP) for OZT_FAULT_SECS: I/O may fail or wait, but
+#     must resume within OZT_RESUME_SECS of SIGCONT, and the app must never crash.
+# Progress is sampled with bdev_get_iostat (completed ops) every few seconds.
+# Must never: SIGKILL a shared daemon, or leave one stopped (a trap sends SIGCONT).
+
+OZT_NAME=faults
+source "$(dirname "$0")/lib.sh"
+ozt_setup
+
+fault_secs=${OZT_FAULT_SECS:-30}
+resume_secs=${OZT_RESUME_SECS:-120}
+status=$("$OZ_TOP/scripts/ozone-local" status)
+dn_pid=$(awk '$1 == "dn3" && $2 == "running" {print $4}' <<< "$status")
+om_pid=$(awk '$1 == "om" && $2 == "running" {print $4}' <<< "$status")
+if [[ -z $dn_pid || -z $om_pid ]]; then
+	echo "$status"
+	echo "FAIL: faults (cluster not fully running: need om and dn3)"
+	exit 1
+fi
+STOPPED=""
+cont_all() { [[ -n $STOPPED ]] && kill -CONT $STOPPED 2> /dev/null; STOPPED=""; }
+OZT_CLEANUP_EXTRA="cont_all"
+uri=$(ozt_uri v)
+OZT_CLEANUP_EXTRA="cont_all; ozt_destroy_volume $uri"
+
+ops() { # completed read+write ops of Ozone0 in the bdevperf app
+	python3 "$SPDK_RPC_PY" -s "$1" -t 10 bdev_get_iostat -b Ozone0 2> /dev/null |
+		jq -r '.bdevs[0] | (.num_read_ops + .num_write_ops)' 2> /dev/null || echo "?"
+}
+
+# run_fault <label> <pid to freeze>
+run_fault() {
+	local label=$1 victim=$2 log=$OZT_WORK/bdevperf-$1.log bsock=$OZT_WORK/bp-$1.sock
+	local runtime=$((20 + fault_secs + resume_secs + 20)) i before during after_cont resumed=""
+	ozt_bdev_config "$(ozt_create_json Ozone0 "$uri-$label" $((256 << 20)) $((256 << 10)))" > "$OZT_WORK/$label.json"
+	OZT_CLEANUP_EXTRA="cont_all; ozt_destroy_volume $uri-$label"
+	# With the OM stopped, failures are allowed: -f keeps the job going so resumption shows.
+	local cont=""
+	[[ $label == om ]] && cont=-f
+	ozt_log "[$label] bdevperf verify -o 4096 -q 32 -t $runtime $cont"
+	ozt_start_app bp "$log" bdevperf --no-huge -s 1024 -u -r "$bsock" --json "$OZT_WORK/$label.json" \
+		-q 32 -o 4096 -w verify -t "$runtime" $cont
+	for ((i = 0; i < 300; i++)); do
+		grep -q 'Running I/O' "$log" 2> /dev/null && break
+		kill -0 "$bp" 2> /dev/null || break
+		sleep 1
+	done
+	sleep 15
+	before=$(ops "$bsock")
+	ozt_log "[$label] ops before: $before; SIGSTOP $label (pid $victim) for ${fault_secs}s"
+	STOPPED=$victim
+	kill -STOP "$victim"
+	local t0=$(date +%s) samples=""
+	while (($(date +%s) - t0 < fault_secs)); do
+		sleep 5
+		samples+=" $(ops "$bsock")"
+	done
+	during=$(ops "$bsock")
+	cont_all
+	ozt_log "[$label] SIGCONT; ops sampled while stopped:$samples"
+	t0=$(date +%s)
+	while (($(date +%s) - t0 < resume_secs)); do
+		sleep 5
+		after_cont=$(ops "$bsock")
+		if [[ $after_cont != "?" && $during != "?" ]] && ((after_cont > during)); then
+			resumed=$(($(date +%s) - t0))
+			break
+		fi
+	done
+	wait "$bp"
+	local rc=$?
+	local total=$(tr '\r' '\n' < "$log" | grep -E '^ *Total *:' | tail -1)
+	local fails=$(awk '{print $5}' <<< "$total")
+	echo "  $total"
+	echo "  [$label] ops: before $before, end of stop $during, resumed ${resumed:-never}s after SIGCONT; bdevperf rc $rc"
+	grep -E 'ERROR|WARN' "$log" | grep -v json_config | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /'
+	if [[ $label == datanode ]]; then
+		[[ $during != "?" && $before != "?" ]] && ((during > before)) ||
+			ozt_fail "[$label] no I/O completed while a datanode was stopped ($before -> $during)"
+		((rc == 0)) || ozt_fail "[$label] bdevperf failed (rc $rc, fail/s ${fails:-?})"
+	else
+		[[ -n $resumed ]] || ozt_fail "[$label] I/O did not resume within ${resume_secs}s of SIGCONT"
+		((rc == 0)) || echo "  [$label] note: I/O failed during the outage (rc $rc, fail/s ${fails:-?}); allowed"
+	fi
+	grep -qiE 'miscompare|mismatch' "$log" && ozt_fail "[$label] miscompare (data corruption)"
+	grep -qiE 'segmentation|core dumped|panicked|Aborted' "$log" && ozt_fail "[$label] the app crashed"
+	RESULTS+=("$label: before $before, stopped-end $during, resumed ${resumed:-never}s, rc $rc")
+}
+
+RESULTS=()
+run_fault datanode "$dn_pid"
+run_fault om "$om_pid"
+ozt_summary "$(IFS=';'; echo "${RESULTS[*]}")"
