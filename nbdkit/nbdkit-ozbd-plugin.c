@@ -36,9 +36,6 @@
 
 #include <nbdkit-plugin.h>
 
-/* ozbd.h (cbindgen output) spells the type `iovec` without `struct`, which is
- * only valid C++: give C the typedef it expects. */
-typedef struct iovec iovec;
 #include "ozbd.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL

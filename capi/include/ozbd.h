@@ -189,7 +189,7 @@ void ozbd_submit(const struct ozbd_volume *vol,
                  enum ozbd_op op,
                  uint64_t offset,
                  uint64_t len,
-                 const iovec *iov,
+                 const struct iovec *iov,
                  int iovcnt,
                  ozbd_io_cb cb,
                  void *cb_arg);
