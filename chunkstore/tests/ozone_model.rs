@@ -54,6 +54,7 @@ fn pattern(off: u64, len: usize, seed: u64) -> Vec<u8> {
 type Slot = Option<(Box<[u8]>, Option<Vec<u8>>, String)>;
 
 #[test]
+#[ignore = "long (minutes, real Ozone): scripts/test-all runs it with --ignored"]
 fn random_ops_match_model_on_ozone() {
     let Some(om) = om_address() else { return };
     let seed: u64 = std::env::var("OZBD_SEED")

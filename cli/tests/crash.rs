@@ -18,6 +18,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 #[test]
+#[ignore = "long (minutes, real Ozone): scripts/test-all runs it with --ignored"]
 fn sigkill_never_loses_acknowledged_writes_or_tears_chunks() {
     let Some(om) = om_address() else { return };
     let cycles: u64 = std::env::var("OZBD_CRASH_CYCLES")
