@@ -116,7 +116,8 @@ ozt_rpc() {
 ozt_start_app() {
 	local __var=$1 log=$2 bin=$3
 	shift 3
-	nice -n 5 env LD_PRELOAD="$OZ_MODULE" "$SPDK_BIN/$bin" "$@" > "$log" 2>&1 &
+	# --disable-cpumask-locks: several apps (ours and other users') share the two CPUs.
+	nice -n 5 env LD_PRELOAD="$OZ_MODULE" "$SPDK_BIN/$bin" --disable-cpumask-locks "$@" > "$log" 2>&1 &
 	local __pid=$!
 	OZT_PIDS+=("$__pid")
 	printf -v "$__var" '%s' "$__pid"
