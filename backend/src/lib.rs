@@ -98,6 +98,14 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// A short human description, e.g. "ofs://127.0.0.1:9862".
     fn describe(&self) -> String;
+
+    /// The Ozone bucket layout (e.g. FILE_SYSTEM_OPTIMIZED, LEGACY,
+    /// OBJECT_STORE) when the backend can tell; None when it cannot or the
+    /// backend is not Ozone; NotFound when the bucket does not exist.
+    fn bucket_layout(&self, volume: &str, bucket: &str) -> Result<Option<String>> {
+        let _ = (volume, bucket);
+        Ok(None)
+    }
 }
 
 pub type BackendRef = Arc<dyn Backend>;

@@ -61,6 +61,13 @@
 //! and closes its own `hdfsFile`. libhdfs attaches each calling thread to the JVM
 //! and detaches it when the thread exits.
 //!
+//! # Bucket layout
+//!
+//! LEGACY and FILE_SYSTEM_OPTIMIZED buckets look the same through the Hadoop
+//! `FileSystem` API, so `bucket_layout` asks the OM directly, through JNI calls
+//! on the Ozone client inside our ofs `FileSystem` (see "Bucket layout" below):
+//! one OM round trip, no new connection.
+//!
 //! # Noise on stderr
 //!
 //! libhdfs prints a Java stack trace for most failures, including opening a
@@ -856,6 +863,363 @@ impl Backend for LibhdfsBackend {
     fn describe(&self) -> String {
         self.uri.clone()
     }
+
+    fn bucket_layout(&self, volume: &str, bucket: &str) -> Result<Option<String>> {
+        match self.scheme {
+            Scheme::Ofs => self.ofs_bucket_layout(volume, bucket),
+            Scheme::Local => Ok(None),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bucket layout: JNI calls on the Ozone client the ofs `FileSystem` already has.
+//
+// fs.getAdapter()                  BasicRootedOzoneFileSystem -> OzoneClientAdapter
+//   .getObjectStore()              BasicRootedOzoneClientAdapterImpl -> ObjectStore
+//   .getClientProxy()              -> ClientProtocol (the RpcClient)
+//   .getBucketDetails(vol, bucket) -> OzoneBucket: one OM round trip
+//   .getBucketLayout().name()      "FILE_SYSTEM_OPTIMIZED", "LEGACY", "OBJECT_STORE"
+//
+// No new client, no new connection. A link bucket is followed to its source (a
+// few hops at most; one more round trip per link). Ozone 2.2 already reports
+// the source's layout for a link, but following it also makes a dangling link
+// NotFound, as ofs sees it. Methods are looked up on the objects' own classes,
+// so an unexpected class only makes the lookup fail (NoSuchMethodError,
+// cleared): the layout is then unknown (None). All JNI calls run inside one
+// local frame (every local reference goes at its end), and each is followed by
+// an exception check that clears what it finds. The thread's JNIEnv comes from
+// libhdfs's `getJNIEnv` (exported by the static libhdfs that hdfs-sys builds).
+
+extern "C" {
+    /// libhdfs (jni_helper.c): this thread's JNIEnv, attaching the thread to
+    /// the JVM (and detaching it at thread exit) as every libhdfs call does.
+    fn getJNIEnv() -> *mut jni::JNIEnv;
+}
+
+/// How many link buckets to follow to the real one.
+const MAX_LINK_HOPS: usize = 8;
+const RESULT_NOT_FOUND: &[&str] = &["VOLUME_NOT_FOUND", "BUCKET_NOT_FOUND"];
+
+/// A Java exception (already cleared) or a failed JNI call.
+#[derive(Debug)]
+struct JavaError {
+    /// `Throwable.toString()`, or what went wrong on the JNI side.
+    text: String,
+    /// `OMException.getResult().name()` of the exception or one of its causes.
+    code: Option<String>,
+}
+
+impl JavaError {
+    fn msg(text: impl Into<String>) -> Self {
+        JavaError {
+            text: text.into(),
+            code: None,
+        }
+    }
+
+    fn is_not_found(&self) -> bool {
+        match &self.code {
+            Some(c) => RESULT_NOT_FOUND.contains(&c.as_str()),
+            None => contains_any(&self.text, RESULT_NOT_FOUND),
+        }
+    }
+}
+
+impl fmt::Display for JavaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(c) => write!(f, "{} [{c}]", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
+/// One thread's JNIEnv.
+struct Jni {
+    env: *mut jni::JNIEnv,
+}
+
+/// A JNI function from the table, or a `JavaError` if the table lacks it.
+macro_rules! jfn {
+    ($jni:expr, $name:ident) => {
+        (**$jni.env)
+            .$name
+            .ok_or_else(|| JavaError::msg(concat!("JNI function table lacks ", stringify!($name))))
+    };
+}
+
+impl Jni {
+    /// Clear a pending exception; returns it (a local reference) or null.
+    unsafe fn clear(&self) -> jni::jthrowable {
+        let env = self.env;
+        let (Some(check), Some(occurred), Some(clear)) = (
+            (**env).ExceptionCheck,
+            (**env).ExceptionOccurred,
+            (**env).ExceptionClear,
+        ) else {
+            return ptr::null_mut();
+        };
+        if check(env) == jni::JNI_FALSE {
+            return ptr::null_mut();
+        }
+        let t = occurred(env);
+        clear(env);
+        t
+    }
+
+    /// `obj.name()` for an instance method returning an object (maybe null).
+    /// Err holds the exception thrown (cleared), or null if JNI failed without one.
+    unsafe fn call_raw(
+        &self,
+        obj: jni::jobject,
+        name: &CStr,
+        sig: &CStr,
+        args: &[jni::jvalue],
+    ) -> std::result::Result<jni::jobject, jni::jthrowable> {
+        let env = self.env;
+        let (Some(get_class), Some(get_method), Some(call)) = (
+            (**env).GetObjectClass,
+            (**env).GetMethodID,
+            (**env).CallObjectMethodA,
+        ) else {
+            return Err(ptr::null_mut());
+        };
+        if obj.is_null() {
+            return Err(ptr::null_mut());
+        }
+        let class = get_class(env, obj);
+        if class.is_null() {
+            return Err(self.clear());
+        }
+        let method = get_method(env, class, name.as_ptr(), sig.as_ptr());
+        if method.is_null() {
+            return Err(self.clear());
+        }
+        let r = call(env, obj, method, args.as_ptr());
+        let t = self.clear();
+        if t.is_null() {
+            Ok(r)
+        } else {
+            Err(t)
+        }
+    }
+
+    /// The content of a Java string; None if null or on failure (cleared).
+    unsafe fn rust_string(&self, s: jni::jstring) -> Option<String> {
+        if s.is_null() {
+            return None;
+        }
+        let env = self.env;
+        let (get, release) = ((**env).GetStringUTFChars?, (**env).ReleaseStringUTFChars?);
+        let p = get(env, s, ptr::null_mut());
+        if p.is_null() {
+            self.clear();
+            return None;
+        }
+        let out = CStr::from_ptr(p).to_string_lossy().into_owned();
+        release(env, s, p);
+        Some(out)
+    }
+
+    /// `obj.name()` returning a String.
+    unsafe fn call_string(&self, obj: jni::jobject, name: &CStr) -> Option<String> {
+        let s = self
+            .call_raw(obj, name, c"()Ljava/lang/String;", &[])
+            .ok()?;
+        self.rust_string(s)
+    }
+
+    /// Describe a cleared exception: its text and the first OMException result
+    /// code along its cause chain.
+    unsafe fn describe(&self, t: jni::jthrowable) -> JavaError {
+        if t.is_null() {
+            return JavaError::msg("JNI call failed without a Java exception");
+        }
+        let text = self
+            .call_string(t, c"toString")
+            .unwrap_or_else(|| "(unprintable Java exception)".to_string());
+        let mut code = None;
+        let mut cur = t;
+        for _ in 0..8 {
+            if cur.is_null() {
+                break;
+            }
+            if let Ok(r) = self.call_raw(
+                cur,
+                c"getResult",
+                c"()Lorg/apache/hadoop/ozone/om/exceptions/OMException$ResultCodes;",
+                &[],
+            ) {
+                code = self.call_string(r, c"name");
+                break;
+            }
+            cur = self
+                .call_raw(cur, c"getCause", c"()Ljava/lang/Throwable;", &[])
+                .unwrap_or(ptr::null_mut());
+        }
+        JavaError { text, code }
+    }
+
+    /// `obj.name()` returning a non-null object, with `sig` its JNI signature.
+    unsafe fn call(
+        &self,
+        obj: jni::jobject,
+        name: &CStr,
+        sig: &CStr,
+        args: &[jni::jvalue],
+    ) -> std::result::Result<jni::jobject, JavaError> {
+        match self.call_raw(obj, name, sig, args) {
+            Ok(r) if r.is_null() => Err(JavaError::msg(format!(
+                "{}() returned null",
+                name.to_string_lossy()
+            ))),
+            Ok(r) => Ok(r),
+            Err(t) => Err(self.describe(t)),
+        }
+    }
+
+    unsafe fn new_string(&self, s: &str) -> std::result::Result<jni::jstring, JavaError> {
+        let c = CString::new(s).map_err(|_| JavaError::msg("NUL in name"))?;
+        let j = jfn!(self, NewStringUTF)?(self.env, c.as_ptr());
+        if j.is_null() {
+            let t = self.clear();
+            return Err(self.describe(t));
+        }
+        Ok(j)
+    }
+
+    /// Run `f` inside a fresh local frame; every local reference created in it
+    /// is deleted at its end. No exception is left pending.
+    unsafe fn in_local_frame<T>(
+        &self,
+        f: impl FnOnce(&Jni) -> std::result::Result<T, JavaError>,
+    ) -> std::result::Result<T, JavaError> {
+        let pop = jfn!(self, PopLocalFrame)?;
+        // (PushLocalFrame may be called with an exception pending.)
+        if jfn!(self, PushLocalFrame)?(self.env, 64) != 0 {
+            // Out of memory: do not describe it (that needs more references).
+            let t = self.clear();
+            if let (false, Some(del)) = (t.is_null(), (**self.env).DeleteLocalRef) {
+                del(self.env, t);
+            }
+            return Err(JavaError::msg("JNI PushLocalFrame failed"));
+        }
+        let stale = self.clear();
+        if !stale.is_null() {
+            log::warn!(
+                "cleared a stale pending Java exception: {}",
+                self.describe(stale)
+            );
+        }
+        let r = f(self);
+        self.clear();
+        pop(self.env, ptr::null_mut());
+        r
+    }
+
+    /// The layout name of `volume/bucket`, through the ofs FileSystem `fs`.
+    unsafe fn bucket_layout(
+        &self,
+        fs: jni::jobject,
+        volume: &str,
+        bucket: &str,
+    ) -> std::result::Result<String, JavaError> {
+        let adapter = self.call(
+            fs,
+            c"getAdapter",
+            c"()Lorg/apache/hadoop/fs/ozone/OzoneClientAdapter;",
+            &[],
+        )?;
+        let store = self.call(
+            adapter,
+            c"getObjectStore",
+            c"()Lorg/apache/hadoop/ozone/client/ObjectStore;",
+            &[],
+        )?;
+        let proxy = self.call(
+            store,
+            c"getClientProxy",
+            c"()Lorg/apache/hadoop/ozone/client/protocol/ClientProtocol;",
+            &[],
+        )?;
+        let (mut vol, mut bkt) = (volume.to_string(), bucket.to_string());
+        for _ in 0..=MAX_LINK_HOPS {
+            let args = [
+                jni::jvalue {
+                    l: self.new_string(&vol)?,
+                },
+                jni::jvalue {
+                    l: self.new_string(&bkt)?,
+                },
+            ];
+            let details = self.call(
+                proxy,
+                c"getBucketDetails",
+                c"(Ljava/lang/String;Ljava/lang/String;)Lorg/apache/hadoop/ozone/client/OzoneBucket;",
+                &args,
+            )?;
+            let src_vol = self.call_string(details, c"getSourceVolume");
+            let src_bkt = self.call_string(details, c"getSourceBucket");
+            if let (Some(v), Some(b)) = (src_vol, src_bkt) {
+                (vol, bkt) = (v, b);
+                continue;
+            }
+            let layout = self.call(
+                details,
+                c"getBucketLayout",
+                c"()Lorg/apache/hadoop/ozone/om/helpers/BucketLayout;",
+                &[],
+            )?;
+            return self
+                .call_string(layout, c"name")
+                .ok_or_else(|| JavaError::msg("BucketLayout.name() failed"));
+        }
+        Err(JavaError::msg(format!(
+            "more than {MAX_LINK_HOPS} bucket links from /{volume}/{bucket}"
+        )))
+    }
+}
+
+impl LibhdfsBackend {
+    fn ofs_bucket_layout(&self, volume: &str, bucket: &str) -> Result<Option<String>> {
+        let path = format!("/{volume}/{bucket}");
+        for name in [volume, bucket] {
+            if name.is_empty() || name.contains('/') || name.contains('\0') {
+                return Err(BackendError::io(
+                    "bucket layout",
+                    &path,
+                    libc::EINVAL,
+                    "volume and bucket must be single, non-empty path components",
+                ));
+            }
+        }
+        // SAFETY: the JVM runs (connect started it); libhdfs attaches this thread.
+        let env = unsafe { getJNIEnv() };
+        if env.is_null() {
+            log::warn!(
+                "{}: bucket layout of {path}: no JNIEnv on this thread",
+                self.uri
+            );
+            return Ok(None);
+        }
+        TLS_READY.with(|r| r.set(true));
+        let jni = Jni { env };
+        // SAFETY: `env` is this thread's; `fs` is a global reference to the live
+        // FileSystem (see the Send/Sync note); all local references die with the
+        // frame and every exception is cleared.
+        let res = unsafe {
+            jni.in_local_frame(|j| j.bucket_layout(self.fs.cast::<jni::_jobject>(), volume, bucket))
+        };
+        match res {
+            Ok(layout) => Ok(Some(layout)),
+            Err(e) if e.is_not_found() => Err(BackendError::NotFound { path }),
+            Err(e) => {
+                log::warn!("{}: cannot read the layout of bucket {path}: {e}", self.uri);
+                Ok(None)
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1309,6 +1673,19 @@ mod tests {
                 "-Dx=y"
             ]
         );
+    }
+
+    #[test]
+    fn java_not_found() {
+        let e = |text: &str, code: Option<&str>| JavaError {
+            text: text.into(),
+            code: code.map(Into::into),
+        };
+        assert!(e("OMException: Bucket not found", Some("BUCKET_NOT_FOUND")).is_not_found());
+        assert!(e("x", Some("VOLUME_NOT_FOUND")).is_not_found());
+        assert!(!e("BUCKET_NOT_FOUND", Some("PERMISSION_DENIED")).is_not_found());
+        assert!(e("IOException: BUCKET_NOT_FOUND", None).is_not_found());
+        assert!(!e("java.net.ConnectException", None).is_not_found());
     }
 
     #[test]

@@ -230,3 +230,130 @@ fn ozone_timing() {
     );
     be.delete(&bucket, true).unwrap();
 }
+
+/// `scripts/ozone-local sh ARGS` that may find its object already there.
+fn ozone_sh_idempotent(args: &[&str]) -> bool {
+    let Some(script) = ozone_local_script() else {
+        return false;
+    };
+    let Ok(out) = Command::new(script).arg("sh").args(args).output() else {
+        return false;
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || err.contains("ALREADY_EXISTS") || err.contains("already exists") {
+        return true;
+    }
+    eprintln!("ozone sh {args:?} failed: {err}");
+    false
+}
+
+/// `bucket_layout` reads the layout through the ofs client: LEGACY and FSO
+/// (which look the same through the FileSystem API), links, missing buckets.
+#[test]
+fn ozone_bucket_layout() {
+    let Some((be, bucket)) = ozone("ozone_bucket_layout") else {
+        return;
+    };
+    let ok = ozone_sh_idempotent(&["volume", "create", "/ozbdlayout"])
+        && ozone_sh_idempotent(&[
+            "bucket",
+            "create",
+            "--layout",
+            "LEGACY",
+            "/ozbdlayout/legacybkt",
+        ])
+        && ozone_sh_idempotent(&[
+            "bucket",
+            "create",
+            "--layout",
+            "FILE_SYSTEM_OPTIMIZED",
+            "/ozbdlayout/fsobkt",
+        ]);
+    if !ok {
+        eprintln!("SKIPPED: ozone_bucket_layout: cannot create the test buckets");
+        be.delete(&bucket, true).unwrap();
+        return;
+    }
+    let layout = |v: &str, b: &str| be.bucket_layout(v, b);
+
+    let t = Instant::now();
+    assert_eq!(
+        layout("ozbdlayout", "legacybkt").unwrap().as_deref(),
+        Some("LEGACY")
+    );
+    let first = t.elapsed();
+    assert_eq!(
+        layout("ozbdlayout", "fsobkt").unwrap().as_deref(),
+        Some("FILE_SYSTEM_OPTIMIZED")
+    );
+    // A bucket made by ofs mkdirs (what `ozbd create` does) is FSO.
+    let (vol, bkt) = bucket.trim_start_matches('/').split_once('/').unwrap();
+    assert_eq!(
+        layout(vol, bkt).unwrap().as_deref(),
+        Some("FILE_SYSTEM_OPTIMIZED")
+    );
+    for (v, b) in [("ozbdlayout", "nosuchbucket"), ("nosuchvolume-ozbd", "b")] {
+        match layout(v, b) {
+            Err(BackendError::NotFound { path }) => assert_eq!(path, format!("/{v}/{b}")),
+            r => panic!("/{v}/{b}: expected NotFound, got {r:?}"),
+        }
+    }
+    assert!(layout("", "b").is_err());
+    assert!(layout("ozbdlayout", "a/b").is_err());
+    // No Java exception is left pending: ordinary calls still work.
+    assert!(be.stat("/ozbdlayout/fsobkt").unwrap().is_some());
+
+    // A link reports the layout of its source bucket.
+    for (src, link, want) in [
+        ("legacybkt", "linktolegacy", "LEGACY"),
+        ("fsobkt", "linktofso", "FILE_SYSTEM_OPTIMIZED"),
+    ] {
+        let (src, link) = (format!("/ozbdlayout/{src}"), format!("/ozbdlayout/{link}"));
+        if ozone_sh_idempotent(&["bucket", "link", &src, &link]) {
+            let name = link.rsplit('/').next().unwrap();
+            assert_eq!(
+                layout("ozbdlayout", name).unwrap().as_deref(),
+                Some(want),
+                "{link}"
+            );
+        }
+    }
+
+    let n = 50;
+    let t = Instant::now();
+    for _ in 0..n {
+        layout("ozbdlayout", "fsobkt").unwrap();
+    }
+    eprintln!(
+        "bucket_layout: first call {first:?}, then {:?} per call (mean of {n})",
+        t.elapsed() / n
+    );
+
+    // From fresh threads (libhdfs attaches each one).
+    let be = Arc::new(be);
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let be = be.clone();
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    assert_eq!(
+                        be.bucket_layout("ozbdlayout", "legacybkt")
+                            .unwrap()
+                            .as_deref(),
+                        Some("LEGACY")
+                    );
+                    assert!(be.bucket_layout("ozbdlayout", "nosuchbucket").is_err());
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+
+    // file:// has no buckets.
+    let local = LibhdfsBackend::connect("file:///", &LibhdfsOptions::default()).unwrap();
+    assert_eq!(local.bucket_layout("ozbdlayout", "fsobkt").unwrap(), None);
+
+    be.delete(&bucket, true).unwrap();
+}

@@ -120,6 +120,17 @@ fn missing_volume_error(backend: &BackendRef, uri: &VolumeUri) -> Error {
     ))
 }
 
+/// Refuse a bucket whose layout the backend knows and is not FSO: LEGACY
+/// buckets pass every FileSystem call but lack atomic directory operations.
+fn check_bucket_layout(backend: &BackendRef, vol: &str, bucket: &str) -> Result<()> {
+    match backend.bucket_layout(vol, bucket)? {
+        Some(layout) if layout != "FILE_SYSTEM_OPTIMIZED" => Err(Error::Mismatch(format!(
+            "bucket '{bucket}' has layout {layout}; bdev_ozone needs a FILE_SYSTEM_OPTIMIZED bucket (atomic directory operations and the update protocol in docs/design.md): create one with `ozone sh bucket create --layout FILE_SYSTEM_OPTIMIZED /{vol}/<name>` or let `ozbd create` make it"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl Volume {
     /// Create a new volume and open it. Returns notes on what was created
     /// besides the volume (an Ozone volume, a bucket).
@@ -139,6 +150,8 @@ impl Volume {
             }
             if backend.stat(&bpath)?.is_none() {
                 notes.push(format!("created FILE_SYSTEM_OPTIMIZED bucket '{bucket}'"));
+            } else {
+                check_bucket_layout(&backend, vol, bucket)?;
             }
         }
         let sbp = superblock_path(uri);
@@ -183,6 +196,9 @@ impl Volume {
                 )))
             }
             Some(_) => {}
+        }
+        if let (Some(vol), Some(bucket)) = (&uri.ozone_volume, &uri.bucket) {
+            check_bucket_layout(backend, vol, bucket)?;
         }
         let sbp = superblock_path(uri);
         let bytes = match read_small(backend, &sbp) {
@@ -372,4 +388,78 @@ impl Drop for Volume {
 /// True when the URI names a local or Ozone filesystem (not the test-only memory one).
 pub fn is_persistent(uri: &VolumeUri) -> bool {
     uri.scheme != Scheme::Mem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ozbd_backend::memory::MemoryBackend;
+    use ozbd_backend::{Backend, FileInfo};
+
+    /// A memory backend that reports a settable bucket layout.
+    #[derive(Debug)]
+    struct Layout(MemoryBackend, Mutex<Option<&'static str>>);
+
+    impl Backend for Layout {
+        fn read_at(&self, p: &str, o: u64, b: &mut [u8]) -> ozbd_backend::Result<usize> {
+            self.0.read_at(p, o, b)
+        }
+        fn put(&self, p: &str, d: &[u8]) -> ozbd_backend::Result<()> {
+            self.0.put(p, d)
+        }
+        fn delete(&self, p: &str, r: bool) -> ozbd_backend::Result<bool> {
+            self.0.delete(p, r)
+        }
+        fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
+            self.0.mkdirs(p)
+        }
+        fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
+            self.0.stat(p)
+        }
+        fn list(&self, p: &str) -> ozbd_backend::Result<Vec<FileInfo>> {
+            self.0.list(p)
+        }
+        fn describe(&self) -> String {
+            "layout-test".into()
+        }
+        fn bucket_layout(&self, _: &str, _: &str) -> ozbd_backend::Result<Option<String>> {
+            Ok(self.1.lock().unwrap().map(str::to_string))
+        }
+    }
+
+    #[test]
+    fn non_fso_buckets_are_refused() {
+        let be = Arc::new(Layout(MemoryBackend::new(), Mutex::new(Some("LEGACY"))));
+        let backend: BackendRef = be.clone();
+        let uri = VolumeUri::parse("ofs://om/vol/bkt/disk").unwrap();
+        let (co, oo) = (CreateOptions::new(1 << 20), OpenOptions::default());
+
+        // A missing bucket is not asked about: create makes it (as FSO).
+        let (v, notes) = Volume::create(backend.clone(), &uri, &co, &oo).unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        drop(v);
+        // An existing LEGACY bucket: open and a second create are refused.
+        let e = Volume::open(backend.clone(), &uri, &oo).unwrap_err();
+        assert!(
+            matches!(&e, Error::Mismatch(m) if m.contains("layout LEGACY")),
+            "{e}"
+        );
+        let other = VolumeUri::parse("ofs://om/vol/bkt/other").unwrap();
+        let e = Volume::create(backend.clone(), &other, &co, &oo).unwrap_err();
+        assert!(
+            matches!(&e, Error::Mismatch(m) if m.contains("FILE_SYSTEM_OPTIMIZED")),
+            "{e}"
+        );
+        assert!(
+            backend.stat("/vol/bkt/other").unwrap().is_none(),
+            "nothing made"
+        );
+
+        // FSO, or a backend that cannot tell: accepted.
+        for layout in [Some("FILE_SYSTEM_OPTIMIZED"), None] {
+            *be.1.lock().unwrap() = layout;
+            drop(Volume::open(backend.clone(), &uri, &oo).unwrap());
+        }
+        drop(Volume::create(backend.clone(), &other, &co, &oo).unwrap());
+    }
 }
