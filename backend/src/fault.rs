@@ -141,6 +141,14 @@ impl Backend for FaultBackend {
         self.check(OpKind::List, "list", dir)?;
         self.inner.list(dir)
     }
+    fn bucket_layout(&self, volume: &str, bucket: &str) -> Result<Option<String>> {
+        self.check(
+            OpKind::Stat,
+            "bucket_layout",
+            &format!("/{volume}/{bucket}"),
+        )?;
+        self.inner.bucket_layout(volume, bucket)
+    }
     fn describe(&self) -> String {
         format!("fault({})", self.inner.describe())
     }

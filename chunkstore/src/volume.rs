@@ -197,9 +197,6 @@ impl Volume {
             }
             Some(_) => {}
         }
-        if let (Some(vol), Some(bucket)) = (&uri.ozone_volume, &uri.bucket) {
-            check_bucket_layout(backend, vol, bucket)?;
-        }
         let sbp = superblock_path(uri);
         let bytes = match read_small(backend, &sbp) {
             Ok(b) => b,
@@ -215,9 +212,12 @@ impl Volume {
         Superblock::from_json(&bytes, &format!("{}/{SUPERBLOCK_NAME}", uri.canonical()))
     }
 
-    /// Open an existing volume.
+    /// Open an existing volume. Its bucket must be FILE_SYSTEM_OPTIMIZED.
     pub fn open(backend: BackendRef, uri: &VolumeUri, opts: &OpenOptions) -> Result<Volume> {
         let sb = Volume::inspect(&backend, uri)?;
+        if let (Some(vol), Some(bucket)) = (&uri.ozone_volume, &uri.bucket) {
+            check_bucket_layout(&backend, vol, bucket)?;
+        }
         let mismatch = |what: &str, have: String, want: String| {
             Error::Mismatch(format!(
                 "{} has {what} {have}, but {want} was requested: pass {have}, or leave it out to use the volume's",
@@ -267,7 +267,8 @@ impl Volume {
     }
 
     /// Remove a volume and all its data. Without `force`, the directory must hold
-    /// a valid superblock.
+    /// a valid superblock. Works in any bucket layout, so a volume that ended up in
+    /// a bucket the engine refuses to use can still be removed.
     pub fn destroy(backend: &BackendRef, uri: &VolumeUri, force: bool) -> Result<()> {
         if !force {
             Volume::inspect(backend, uri)?;
@@ -461,5 +462,10 @@ mod tests {
             drop(Volume::open(backend.clone(), &uri, &oo).unwrap());
         }
         drop(Volume::create(backend.clone(), &other, &co, &oo).unwrap());
+
+        // A volume in a LEGACY bucket can still be deleted.
+        *be.1.lock().unwrap() = Some("LEGACY");
+        Volume::destroy(&backend, &uri, false).unwrap();
+        assert!(backend.stat("/vol/bkt/disk").unwrap().is_none());
     }
 }
