@@ -83,7 +83,7 @@ fn sigkill_never_loses_acknowledged_writes_or_tears_chunks() {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(rng.gen_range(200..3000)));
+        std::thread::sleep(Duration::from_millis(rng.gen_range(500..6000)));
         let _ = child.kill(); // SIGKILL
         let status = child.wait().unwrap();
         assert!(
