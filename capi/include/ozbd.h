@@ -178,7 +178,8 @@ int ozbd_get_stats(const struct ozbd_volume *vol, struct ozbd_stats *stats);
 int ozbd_chunk_allocated(const struct ozbd_volume *vol, uint64_t idx);
 
 /**
- * Queue one I/O. `iov`/`iovcnt` hold the data of a READ or WRITE (their total
+ * Queue one I/O on any byte range inside the volume (partial blocks are
+ * read-modify-written in order with other requests). `iov`/`iovcnt` hold the data of a READ or WRITE (their total
  * must equal `len`) and must stay valid until `cb` runs; other operations pass
  * NULL/0. `cb` is called exactly once, with 0 or a negative errno: usually on
  * an engine thread, but on the calling thread before this returns when the

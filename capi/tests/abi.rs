@@ -107,9 +107,9 @@ fn open_io_stats_close_destroy() {
     assert_eq!(unsafe { ozbd_chunk_allocated(vol, 2) }, 0);
     assert_eq!(submit(vol, ozbd_op::Unmap, 0, 1 << 20, &[]), 0);
     assert_eq!(unsafe { ozbd_chunk_allocated(vol, 0) }, 0);
-    // Misaligned: -EINVAL through the callback.
+    // Beyond the end: -EINVAL through the callback.
     assert_eq!(
-        submit(vol, ozbd_op::WriteZeroes, 1, 512, &[]),
+        submit(vol, ozbd_op::WriteZeroes, (1 << 20) - 511, 512, &[]),
         -libc::EINVAL
     );
     let mut st = ozbd_stats::default();

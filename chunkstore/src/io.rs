@@ -4,7 +4,9 @@
 //! queues (pieces for one chunk run one batch at a time, in submission order;
 //! different chunks run in parallel); read-modify-write of partial chunks;
 //! batching of consecutive mutations of one chunk into one chunk update; the
-//! FLUSH barrier; completion of requests; statistics.
+//! FLUSH barrier; completion of requests; statistics. Ranges need not be
+//! block-aligned: front ends whose clients send byte ranges (NBD) pass them on,
+//! and the chunk's read-modify-write covers the partial blocks in order.
 //! Must never: block the submitting thread (submit only queues work), call a
 //! completion while holding a lock, or commit a chunk update that mixes old and
 //! new data (every update is one atomic backend `put` or `delete`).
@@ -211,12 +213,8 @@ impl Engine {
         if op == Op::Flush {
             return Ok(());
         }
-        let bs = self.sb.block_size as u64;
-        if !offset.is_multiple_of(bs) || !len.is_multiple_of(bs) {
-            return Err(Error::InvalidArgument(format!(
-                "offset {offset} and length {len} must be multiples of the block size {bs}"
-            )));
-        }
+        // Any byte range is accepted: a partial block is part of its chunk's
+        // read-modify-write, ordered with every other request on that chunk.
         if offset.checked_add(len).is_none_or(|end| end > self.sb.size) {
             return Err(Error::InvalidArgument(format!(
                 "range {offset}+{len} is beyond the end of the volume ({} bytes)",
