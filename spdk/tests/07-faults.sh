@@ -30,8 +30,14 @@ uri=$(ozt_uri v)
 OZT_CLEANUP_EXTRA="cont_all; ozt_destroy_volume $uri"
 
 ops() { # completed read+write ops of Ozone0 in the bdevperf app
-	python3 "$SPDK_RPC_PY" -s "$1" -t 10 bdev_get_iostat -b Ozone0 2> /dev/null |
-		jq -r '.bdevs[0] | (.num_read_ops + .num_write_ops)' 2> /dev/null || echo "?"
+	local o
+	o=$(python3 "$SPDK_RPC_PY" -s "$1" -t 10 bdev_get_iostat --names Ozone0 2> /dev/null |
+		jq -r '.bdevs[0] | (.num_read_ops + .num_write_ops)' 2> /dev/null)
+	echo "${o:-?}"
+}
+rw() { # "reads/writes" completed, for the log
+	python3 "$SPDK_RPC_PY" -s "$1" -t 10 bdev_get_iostat --names Ozone0 2> /dev/null |
+		jq -r '.bdevs[0] | "\(.num_read_ops)r/\(.num_write_ops)w"' 2> /dev/null || echo "?"
 }
 
 # run_fault <label> <pid to freeze>
@@ -40,9 +46,9 @@ run_fault() {
 	local runtime=$((20 + fault_secs + resume_secs + 20)) i before during after_cont resumed=""
 	ozt_bdev_config "$(ozt_create_json Ozone0 "$uri-$label" $((256 << 20)) $((256 << 10)))" > "$OZT_WORK/$label.json"
 	OZT_CLEANUP_EXTRA="cont_all; ozt_destroy_volume $uri-$label"
-	# With the OM stopped, failures are allowed: -f keeps the job going so resumption shows.
-	local cont=""
-	[[ $label == om ]] && cont=-f
+	# -f keeps the job going after a failed I/O, so that resumption after SIGCONT shows;
+	# failures still count (Fail/s, rc) and fail the datanode case.
+	local cont=-f
 	ozt_log "[$label] bdevperf verify -o 4096 -q 32 -t $runtime $cont"
 	ozt_start_app bp "$log" bdevperf --no-huge -s 1024 -u -r "$bsock" --json "$OZT_WORK/$label.json" \
 		-q 32 -o 4096 -w verify -t "$runtime" $cont
@@ -53,13 +59,15 @@ run_fault() {
 	done
 	sleep 15
 	before=$(ops "$bsock")
-	ozt_log "[$label] ops before: $before; SIGSTOP $label (pid $victim) for ${fault_secs}s"
+	ozt_log "[$label] ops before: $before ($(rw "$bsock")); SIGSTOP $label (pid $victim) for ${fault_secs}s"
 	STOPPED=$victim
 	kill -STOP "$victim"
-	local t0=$(date +%s) samples=""
+	local t0=$(date +%s) samples="" mid=""
 	while (($(date +%s) - t0 < fault_secs)); do
 		sleep 5
-		samples+=" $(ops "$bsock")"
+		samples+=" $(rw "$bsock")"
+		# ops completed once the fault has had 10 s to bite (in-flight work drained)
+		[[ -z $mid ]] && (($(date +%s) - t0 >= 10)) && mid=$(ops "$bsock")
 	done
 	during=$(ops "$bsock")
 	cont_all
@@ -78,19 +86,24 @@ run_fault() {
 	local total=$(tr '\r' '\n' < "$log" | grep -E '^ *Total *:' | tail -1)
 	local fails=$(awk '{print $5}' <<< "$total")
 	echo "  $total"
-	echo "  [$label] ops: before $before, end of stop $during, resumed ${resumed:-never}s after SIGCONT; bdevperf rc $rc"
-	grep -E 'ERROR|WARN' "$log" | grep -v json_config | sort | uniq -c | sort -rn | head -5 | sed 's/^/    /'
+	echo "  [$label] ops: before $before, 10 s into the stop $mid, end of stop $during, resumed ${resumed:-never}s after SIGCONT; bdevperf rc $rc"
+	tr '\r' '\n' < "$log" | grep -E 'ERROR|WARN' | grep -v json_config | sed -E 's/^\[?[0-9]{4}-[0-9-]+ [0-9:.,]+\]? *//' |
+		cut -c1-220 | sort | uniq -c | sort -rn | head -4 | sed 's/^/    /'
 	if [[ $label == datanode ]]; then
-		[[ $during != "?" && $before != "?" ]] && ((during > before)) ||
-			ozt_fail "[$label] no I/O completed while a datanode was stopped ($before -> $during)"
-		((rc == 0)) || ozt_fail "[$label] bdevperf failed (rc $rc, fail/s ${fails:-?})"
+		[[ $during != "?" && $mid != "?" && -n $mid ]] && ((during > mid)) ||
+			ozt_fail "[$label] I/O stalled while a datanode was stopped (ops $mid -> $during in the last $((fault_secs - 10))s)"
+		((rc == 0)) || ozt_fail "[$label] bdevperf rc $rc"
+		if [[ -n $fails ]] && awk -v f="$fails" 'BEGIN {exit !(f > 0)}'; then
+			ozt_fail "[$label] I/O failed around the datanode stop (Fail/s $fails; see the errors above)"
+		fi
+		[[ -n $resumed ]] || ozt_fail "[$label] I/O did not resume within ${resume_secs}s of SIGCONT"
 	else
 		[[ -n $resumed ]] || ozt_fail "[$label] I/O did not resume within ${resume_secs}s of SIGCONT"
 		((rc == 0)) || echo "  [$label] note: I/O failed during the outage (rc $rc, fail/s ${fails:-?}); allowed"
 	fi
 	grep -qiE 'miscompare|mismatch' "$log" && ozt_fail "[$label] miscompare (data corruption)"
 	grep -qiE 'segmentation|core dumped|panicked|Aborted' "$log" && ozt_fail "[$label] the app crashed"
-	RESULTS+=("$label: before $before, stopped-end $during, resumed ${resumed:-never}s, rc $rc")
+	RESULTS+=("$label: ops $before/$mid/$during (before/10s/end of stop), resumed ${resumed:-never}s after SIGCONT, fail/s ${fails:-?}")
 }
 
 RESULTS=()
