@@ -8,10 +8,9 @@
  *   forked and sharing it across all connections (thread model PARALLEL);
  *   turning each NBD request into ozbd_submit() calls and waiting for their
  *   completions; the NBD capability answers (block size constraints, flush,
- *   native FUA, trim, zero, multi-conn, extents from chunk presence); and the
- *   byte-to-block adaptation for clients that ignore the advertised minimum
- *   block size (read-modify-write of the partial head/tail BLOCKS, done with the
- *   engine's own READ and WRITE, serialised by one lock).
+ *   native FUA, trim, zero, multi-conn, extents from chunk presence). Byte
+ *   ranges that ignore the advertised minimum block size go to the engine as
+ *   they are (its chunk read-modify-write covers partial blocks, in order).
  *
  * Must never: contain logic of chunking, caching, batching, journaling or the
  *   volume format (everything goes through the engine's C ABI, capi/include/
@@ -58,7 +57,6 @@ static uint32_t timeout_ms;     /* 0: engine default (60 s) */
 
 static struct ozbd_volume *vol; /* one per nbdkit process, opened in after_fork */
 static struct ozbd_info info;
-static pthread_mutex_t rmw_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
 ozbd_unload (void)
@@ -305,60 +303,6 @@ do_io (enum ozbd_op op, uint64_t offset, uint64_t len, void *buf)
   return 0;
 }
 
-/* The engine takes only block-aligned requests; NBD clients may send any byte
- * range. A request splits into an unaligned head block, an aligned middle,
- * and an unaligned tail block; the middle goes to the engine as is, the head
- * and tail are read-modify-written one block at a time under rmw_lock (two
- * clients touching disjoint bytes of one block must both be kept). */
-
-static inline uint64_t bs (void) { return info.block_size; }
-
-/* Read-modify-write bytes [off, off+n) within one block: copy from src, or
- * zero when src is NULL. */
-static int
-rmw_block (uint64_t off, uint32_t n, const void *src)
-{
-  uint64_t base = off - off % bs ();
-  char *blk;
-  int r;
-
-  blk = malloc (bs ());
-  if (blk == NULL) {
-    nbdkit_error ("malloc: %m");
-    return -1;
-  }
-  pthread_mutex_lock (&rmw_lock);
-  r = do_io (OZBD_OP_READ, base, bs (), blk);
-  if (r == 0) {
-    if (src)
-      memcpy (blk + (off - base), src, n);
-    else
-      memset (blk + (off - base), 0, n);
-    r = do_io (OZBD_OP_WRITE, base, bs (), blk);
-  }
-  pthread_mutex_unlock (&rmw_lock);
-  free (blk);
-  return r;
-}
-
-static int
-read_partial (uint64_t off, uint32_t n, void *dst)
-{
-  uint64_t base = off - off % bs ();
-  char *blk = malloc (bs ());
-  int r;
-
-  if (blk == NULL) {
-    nbdkit_error ("malloc: %m");
-    return -1;
-  }
-  r = do_io (OZBD_OP_READ, base, bs (), blk);
-  if (r == 0)
-    memcpy (dst, blk + (off - base), n);
-  free (blk);
-  return r;
-}
-
 static int
 check_range (uint32_t count, uint64_t offset)
 {
@@ -406,56 +350,16 @@ static int ozbd_can_true (void *h) { return 1; }
 static int ozbd_can_false (void *h) { return 0; }
 static int ozbd_can_fua (void *h) { return NBDKIT_FUA_NATIVE; }
 
+/* NBD clients may send any byte range: the engine takes it as is and covers
+ * partial blocks with the chunk's read-modify-write, ordered with every other
+ * request on that chunk (so concurrent clients never lose each other's bytes). */
 static int
 ozbd_pread (void *h, void *buf, uint32_t count, uint64_t offset,
             uint32_t flags)
 {
-  char *p = buf;
-
   if (check_range (count, offset) == -1)
     return -1;
-  if (offset % bs ()) {
-    uint32_t n = bs () - offset % bs ();
-    if (n > count) n = count;
-    if (read_partial (offset, n, p) == -1) return -1;
-    p += n; offset += n; count -= n;
-  }
-  if (count >= bs ()) {
-    uint32_t n = count - count % bs ();
-    if (do_io (OZBD_OP_READ, offset, n, p) == -1) return -1;
-    p += n; offset += n; count -= n;
-  }
-  if (count > 0)
-    return read_partial (offset, count, p);
-  return 0;
-}
-
-/* Shared by pwrite (src != NULL) and zero (src == NULL). */
-static int
-write_or_zero (const char *src, uint32_t count, uint64_t offset)
-{
-  if (check_range (count, offset) == -1)
-    return -1;
-  if (offset % bs ()) {
-    uint32_t n = bs () - offset % bs ();
-    if (n > count) n = count;
-    if (rmw_block (offset, n, src) == -1) return -1;
-    if (src) src += n;
-    offset += n; count -= n;
-  }
-  if (count >= bs ()) {
-    uint32_t n = count - count % bs ();
-    if (src) {
-      if (do_io (OZBD_OP_WRITE, offset, n, (void *) src) == -1) return -1;
-      src += n;
-    }
-    else if (do_io (OZBD_OP_WRITE_ZEROES, offset, n, NULL) == -1)
-      return -1;
-    offset += n; count -= n;
-  }
-  if (count > 0)
-    return rmw_block (offset, count, src);
-  return 0;
+  return do_io (OZBD_OP_READ, offset, count, buf);
 }
 
 /* FUA needs nothing extra: a completed write is durable (engine contract). */
@@ -463,7 +367,9 @@ static int
 ozbd_pwrite (void *h, const void *buf, uint32_t count, uint64_t offset,
              uint32_t flags)
 {
-  return write_or_zero (buf, count, offset);
+  if (check_range (count, offset) == -1)
+    return -1;
+  return do_io (OZBD_OP_WRITE, offset, count, (void *) buf);
 }
 
 static int
@@ -473,22 +379,18 @@ ozbd_zero (void *h, uint32_t count, uint64_t offset, uint32_t flags)
     nbdkit_set_error (ENOTSUP);
     return -1;
   }
-  return write_or_zero (NULL, count, offset);
+  if (check_range (count, offset) == -1)
+    return -1;
+  return do_io (OZBD_OP_WRITE_ZEROES, offset, count, NULL);
 }
 
-/* Trim is advisory: discard only whole blocks inside the range. */
+/* Trim: the engine discards whole chunks and zeroes the partial ones. */
 static int
 ozbd_trim (void *h, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  uint64_t start, end;
-
   if (check_range (count, offset) == -1)
     return -1;
-  start = (offset + bs () - 1) / bs () * bs ();
-  end = (offset + count) / bs () * bs ();
-  if (end <= start)
-    return 0;
-  return do_io (OZBD_OP_UNMAP, start, end - start, NULL);
+  return do_io (OZBD_OP_UNMAP, offset, count, NULL);
 }
 
 static int
