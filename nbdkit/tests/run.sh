@@ -155,7 +155,7 @@ elif grep -q "CLASSPATH is not set" "$out"; then
 else
   fail "error: CLASSPATH unset in the environment"; sed 's/^/      | /' "$out" | tail -3
 fi
-expect_error "error: missing volume and no size" "no volume at .*pass size= to create it" 120 uri="$BASE/missing-$NAME"
+expect_error "error: missing volume and no size" "(no volume at|does not exist).*pass size= to create it" 120 uri="$BASE/missing-$NAME"
 expect_error "error: unreachable OM, timeout=5 (bounded)" "cannot open" 60 \
   uri="ofs://127.0.0.1:1/nbdtest/bkt/$NAME" size=1M timeout=5
 expect_error "error: create=new without size" "create=new needs size" 20 uri="$URI" create=new
