@@ -143,7 +143,8 @@ int ozbd_open(const char *uri,
 
 /**
  * Open a volume on an engine thread and report through `cb` (called on that
- * thread). Returns 0 when started, or a negative errno (and `cb` is not called).
+ * thread). That thread, and the engine threads it starts, may run on every CPU
+ * whatever the caller's affinity (safe to call from an SPDK reactor). Returns 0 when started, or a negative errno (and `cb` is not called).
  */
 int ozbd_open_async(const char *uri,
                     const struct ozbd_params *params,

@@ -317,12 +317,29 @@ pub unsafe extern "C" fn ozbd_open(
     })
 }
 
+/// Let the current thread run on every CPU. A thread inherits its creator's
+/// affinity: opened from an SPDK reactor, the engine's workers and the JVM's
+/// threads (all created from here) would otherwise share the reactor's core.
+fn unpin_current_thread() {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays within its bounds.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            log::warn!("cannot widen the CPU affinity of the open thread");
+        }
+    }
+}
+
 struct SendPtr(*mut c_void);
 // SAFETY: the pointer is only handed back to the caller's callback.
 unsafe impl Send for SendPtr {}
 
 /// Open a volume on an engine thread and report through `cb` (called on that
-/// thread). Returns 0 when started, or a negative errno (and `cb` is not called).
+/// thread). That thread, and the engine threads it starts, may run on every CPU
+/// whatever the caller's affinity (safe to call from an SPDK reactor). Returns 0 when started, or a negative errno (and `cb` is not called).
 #[no_mangle]
 pub unsafe extern "C" fn ozbd_open_async(
     uri: *const c_char,
@@ -338,6 +355,7 @@ pub unsafe extern "C" fn ozbd_open_async(
         .name("ozbd-open".into())
         .spawn(move || {
             let arg = arg;
+            unpin_current_thread();
             let result = guard("ozbd_open_async", Err(Error::Closed), || {
                 parsed.and_then(open_impl)
             });

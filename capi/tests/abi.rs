@@ -196,3 +196,46 @@ fn open_async_reports_on_engine_thread() {
     assert_eq!(status, -libc::EINVAL);
     assert!(msg.contains("malformed volume URI"), "{msg}");
 }
+
+#[test]
+fn open_async_threads_are_not_pinned_to_the_caller() {
+    // Pin this thread to CPU 0; the volume opened from here must not inherit it.
+    unsafe {
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut one);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one),
+            0
+        );
+    }
+    let (tx, rx) = mpsc::channel();
+    let arg = Box::into_raw(Box::new(OpenResult(tx))) as *mut c_void;
+    let rc = unsafe {
+        ozbd_open_async(
+            c"mem://abi3/v/b/d".as_ptr(),
+            &params(1 << 20, OZBD_CREATE_NEW),
+            Some(open_affinity_done),
+            arg,
+        )
+    };
+    assert_eq!(rc, 0);
+    let (_, status, cpus, _) = rx.recv().unwrap();
+    assert_eq!(status, 0);
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } as c_int;
+    assert_eq!(cpus, online, "the open thread may run on every online CPU");
+}
+
+unsafe extern "C" fn open_affinity_done(
+    arg: *mut c_void,
+    vol: *mut ozbd_volume,
+    status: c_int,
+    _c: c_int,
+    _m: *const c_char,
+) {
+    let tx = Box::from_raw(arg as *mut OpenResult);
+    let mut set: libc::cpu_set_t = std::mem::zeroed();
+    libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+    let cpus = libc::CPU_COUNT(&set);
+    ozbd_close(vol);
+    tx.0.send((0, status, cpus, String::new())).unwrap();
+}
