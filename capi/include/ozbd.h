@@ -71,6 +71,12 @@ typedef struct ozbd_params {
    * Connect timeout in milliseconds (0 = default, 60 s).
    */
   uint32_t timeout_ms;
+  /**
+   * How long an I/O retries a transient Ozone failure (a datanode or the OM
+   * restarting) before it fails, in milliseconds (0 = default, 30 s;
+   * 1 = fail at the first error).
+   */
+  uint32_t retry_ms;
 } ozbd_params;
 
 /**
@@ -117,6 +123,7 @@ typedef struct ozbd_stats {
   uint64_t merged;
   uint64_t allocated_chunks;
   uint64_t inflight;
+  uint64_t retries;
 } ozbd_stats;
 
 /**

@@ -60,6 +60,10 @@ pub struct ozbd_params {
     pub workers: u32,
     /// Connect timeout in milliseconds (0 = default, 60 s).
     pub timeout_ms: u32,
+    /// How long an I/O retries a transient Ozone failure (a datanode or the OM
+    /// restarting) before it fails, in milliseconds (0 = default, 30 s;
+    /// 1 = fail at the first error).
+    pub retry_ms: u32,
 }
 
 /// A volume's geometry.
@@ -95,6 +99,7 @@ pub struct ozbd_stats {
     pub merged: u64,
     pub allocated_chunks: u64,
     pub inflight: u64,
+    pub retries: u64,
 }
 
 impl From<Stats> for ozbd_stats {
@@ -115,6 +120,7 @@ impl From<Stats> for ozbd_stats {
             merged: s.merged,
             allocated_chunks: s.allocated_chunks,
             inflight: s.inflight,
+            retries: s.retries,
         }
     }
 }
@@ -188,6 +194,7 @@ struct Params {
     mode: c_int,
     workers: usize,
     timeout: Duration,
+    retry: Option<Duration>,
 }
 
 fn parse_params(uri: *const c_char, p: *const ozbd_params) -> Result<Params, Error> {
@@ -226,6 +233,7 @@ fn parse_params(uri: *const c_char, p: *const ozbd_params) -> Result<Params, Err
         } else {
             p.timeout_ms as u64
         }),
+        retry: (p.retry_ms != 0).then(|| Duration::from_millis(p.retry_ms as u64)),
     })
 }
 
@@ -238,6 +246,7 @@ fn open_impl(p: Params) -> Result<(Volume, bool), Error> {
     let backend = connect(&p.uri, &copts)?;
     let oopts = OpenOptions {
         workers: p.workers,
+        retry: p.retry,
         expect_size: (p.size != 0).then_some(p.size),
         expect_block_size: (p.block_size != 0).then_some(p.block_size),
         expect_chunk_size: (p.chunk_size != 0).then_some(p.chunk_size),

@@ -32,6 +32,7 @@ fn params(size: u64, mode: c_int) -> ozbd_params {
         mode,
         workers: 2,
         timeout_ms: 0,
+        retry_ms: 0,
     }
 }
 

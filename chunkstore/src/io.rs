@@ -4,16 +4,20 @@
 //! queues (pieces for one chunk run one batch at a time, in submission order;
 //! different chunks run in parallel); read-modify-write of partial chunks;
 //! batching of consecutive mutations of one chunk into one chunk update; the
-//! FLUSH barrier; completion of requests; statistics. Ranges need not be
-//! block-aligned: front ends whose clients send byte ranges (NBD) pass them on,
-//! and the chunk's read-modify-write covers the partial blocks in order.
+//! FLUSH barrier; bounded retry of backend calls that fail transiently (a
+//! datanode or the OM restarting); completion of requests; statistics. Ranges
+//! need not be block-aligned: front ends whose clients send byte ranges (NBD)
+//! pass them on, and the chunk's read-modify-write covers the partial blocks in
+//! order.
 //! Must never: block the submitting thread (submit only queues work), call a
-//! completion while holding a lock, or commit a chunk update that mixes old and
-//! new data (every update is one atomic backend `put` or `delete`).
+//! completion while holding a lock, commit a chunk update that mixes old and
+//! new data (every update is one atomic backend `put` or `delete`, so a retried
+//! call is idempotent), or retry without a deadline.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use ozbd_backend::{join, BackendError, BackendRef};
 use serde::Serialize;
@@ -42,6 +46,27 @@ pub type Completion = Box<dyn FnOnce(Result<()>) + Send>;
 /// Most mutations folded into one chunk update.
 const MAX_BATCH: usize = 64;
 
+/// How long a failing backend call is retried when the opener does not say.
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(30);
+/// First and longest pause between two attempts of a failing backend call.
+const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+const RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// Whether a failed backend call may succeed if tried again: the backend was
+/// unreachable, or an I/O error of the kinds a restarting datanode or OM causes
+/// (EIO, EAGAIN, connection reset/refused, timeouts, unreachable host or net).
+/// Never NotFound, Unsupported, or errors such as EACCES or ENOSPC that only
+/// an operator can fix.
+pub(crate) fn is_transient(e: &BackendError) -> bool {
+    match e {
+        BackendError::Unavailable { .. } => true,
+        BackendError::Io { errno, .. } => {
+            matches!(errno, 5 | 11 | 101 | 104 | 110 | 111 | 112 | 113)
+        }
+        BackendError::NotFound { .. } | BackendError::Unsupported { .. } => false,
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     reads: AtomicU64,
@@ -57,6 +82,7 @@ pub(crate) struct Counters {
     chunk_deletes: AtomicU64,
     rmw: AtomicU64,
     merged: AtomicU64,
+    retries: AtomicU64,
 }
 
 /// A copy of the volume's counters.
@@ -80,6 +106,8 @@ pub struct Stats {
     pub rmw: u64,
     /// Mutations folded into another one's chunk update.
     pub merged: u64,
+    /// Backend calls attempted again after a transient failure.
+    pub retries: u64,
     /// Chunks currently stored.
     pub allocated_chunks: u64,
     /// Requests submitted and not yet completed.
@@ -122,6 +150,8 @@ pub(crate) struct Engine {
     pub(crate) sb: Superblock,
     chunk_dir: String,
     present: Vec<AtomicU64>,
+    /// How long a failing backend call is retried (zero: not at all).
+    retry_for: Duration,
     sched: Mutex<SchedState>,
     work: Condvar,
     idle: Condvar,
@@ -134,7 +164,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Engine {
-    pub(crate) fn new(backend: BackendRef, sb: Superblock, dir: &str, present: &[u64]) -> Self {
+    pub(crate) fn new(
+        backend: BackendRef,
+        sb: Superblock,
+        dir: &str,
+        present: &[u64],
+        retry_for: Duration,
+    ) -> Self {
         let words = sb.chunk_count().div_ceil(64) as usize;
         let bitmap: Vec<AtomicU64> = (0..words).map(|_| AtomicU64::new(0)).collect();
         for &c in present {
@@ -145,6 +181,7 @@ impl Engine {
             sb,
             chunk_dir: join(dir, CHUNK_DIR),
             present: bitmap,
+            retry_for,
             sched: Mutex::new(SchedState::default()),
             work: Condvar::new(),
             idle: Condvar::new(),
@@ -200,6 +237,7 @@ impl Engine {
             chunk_deletes: ld(&c.chunk_deletes),
             rmw: ld(&c.rmw),
             merged: ld(&c.merged),
+            retries: ld(&c.retries),
             allocated_chunks: self
                 .present
                 .iter()
@@ -406,13 +444,61 @@ impl Engine {
         }
     }
 
+    /// Run one backend call; while it fails transiently, pause (100 ms, doubling
+    /// up to 2 s) and try again, for at most `retry_for` from the first attempt.
+    /// Every call retried here is idempotent (a read, an atomic put, a delete).
+    fn retrying<T>(
+        &self,
+        what: &str,
+        mut call: impl FnMut() -> ozbd_backend::Result<T>,
+    ) -> ozbd_backend::Result<T> {
+        let start = Instant::now();
+        let mut pause = RETRY_FIRST_PAUSE;
+        let mut attempt = 1u32;
+        loop {
+            match call() {
+                Ok(v) => {
+                    if attempt > 1 {
+                        log::warn!(
+                            "{what}: succeeded on attempt {attempt}, {:.1} s after the first failure",
+                            start.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Ok(v);
+                }
+                Err(e) if is_transient(&e) && start.elapsed() + pause <= self.retry_for => {
+                    if attempt == 1 {
+                        log::warn!(
+                            "{e}; retrying for up to {} s",
+                            self.retry_for.as_secs_f64().round()
+                        );
+                    }
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(RETRY_MAX_PAUSE);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    if attempt > 1 {
+                        log::warn!(
+                            "{what}: giving up after {attempt} attempts in {:.1} s",
+                            start.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     /// Read a whole chunk, or the part [off, off + buf.len()), zero-filling past its end.
     fn load(&self, c: u64, off: usize, buf: &mut [u8]) -> Result<()> {
         self.counters.chunk_reads.fetch_add(1, Ordering::Relaxed);
         let path = self.chunk_path(c);
         let mut at = 0;
         while at < buf.len() {
-            match self.backend.read_at(&path, (off + at) as u64, &mut buf[at..]) {
+            let dst = &mut buf[at..];
+            match self.retrying(&path, || self.backend.read_at(&path, (off + at) as u64, dst)) {
                 Ok(0) => break,
                 Ok(n) => at += n,
                 Err(BackendError::NotFound { .. }) => {
@@ -493,13 +579,13 @@ impl Engine {
         match state {
             State::Data(v) if v.iter().any(|&b| b != 0) => {
                 self.counters.chunk_puts.fetch_add(1, Ordering::Relaxed);
-                self.backend.put(&path, &v)?;
+                self.retrying(&path, || self.backend.put(&path, &v))?;
                 self.set_present(c, true);
             }
             _ => {
                 if self.is_present(c) {
                     self.counters.chunk_deletes.fetch_add(1, Ordering::Relaxed);
-                    self.backend.delete(&path, false)?;
+                    self.retrying(&path, || self.backend.delete(&path, false))?;
                     self.set_present(c, false);
                 }
             }
@@ -525,4 +611,29 @@ fn take_batch(queue: Option<&mut VecDeque<Piece>>) -> Vec<Piece> {
         }
     }
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_that_may_pass_are_transient() {
+        let io = |errno| BackendError::io("put", "/v/b/c", errno, "x");
+        for errno in [5, 11, 101, 104, 110, 111, 112, 113] {
+            assert!(is_transient(&io(errno)), "errno {errno}");
+        }
+        for errno in [1, 13, 22, 28, 30, 122] {
+            assert!(!is_transient(&io(errno)), "errno {errno}");
+        }
+        assert!(is_transient(&BackendError::Unavailable {
+            what: "om".into(),
+            msg: "down".into()
+        }));
+        assert!(!is_transient(&BackendError::NotFound { path: "/x".into() }));
+        assert!(!is_transient(&BackendError::Unsupported {
+            path: "/x".into(),
+            msg: "OBS".into()
+        }));
+    }
 }

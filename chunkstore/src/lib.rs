@@ -16,7 +16,7 @@ pub mod volume;
 
 pub use connect::{connect, ConnectOptions};
 pub use error::{Error, Result};
-pub use io::{Completion, Op, Stats};
+pub use io::{Completion, Op, Stats, DEFAULT_RETRY};
 pub use sglist::SgList;
 pub use superblock::Superblock;
 pub use uri::VolumeUri;

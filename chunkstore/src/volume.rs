@@ -8,12 +8,13 @@
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use ozbd_backend::{join, BackendRef};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::io::{Completion, Engine, Op, Stats};
+use crate::io::{Completion, Engine, Op, Stats, DEFAULT_RETRY};
 use crate::sglist::SgList;
 use crate::superblock::{
     parse_chunk_name, Superblock, CHUNK_DIR, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE,
@@ -48,6 +49,10 @@ impl CreateOptions {
 pub struct OpenOptions {
     /// Worker threads making backend calls (0 = default).
     pub workers: usize,
+    /// How long a backend call failing transiently (EIO, timeouts, an
+    /// unreachable OM) is retried before the I/O fails: None = DEFAULT_RETRY
+    /// (30 s), zero = fail at the first error.
+    pub retry: Option<Duration>,
     pub expect_size: Option<u64>,
     pub expect_block_size: Option<u32>,
     pub expect_chunk_size: Option<u64>,
@@ -181,7 +186,7 @@ impl Volume {
         // The superblock goes last: a create interrupted before this point leaves
         // no volume, only an empty directory that open reports as such.
         backend.put(&sbp, &sb.to_json())?;
-        let vol = Volume::start(backend, uri.clone(), sb, &[], open.workers);
+        let vol = Volume::start(backend, uri.clone(), sb, &[], open);
         Ok((vol, notes))
     }
 
@@ -257,13 +262,7 @@ impl Volume {
                 _ => log::warn!("{chunk_dir}: ignoring unexpected entry '{}'", e.name),
             }
         }
-        Ok(Volume::start(
-            backend,
-            uri.clone(),
-            sb,
-            &present,
-            opts.workers,
-        ))
+        Ok(Volume::start(backend, uri.clone(), sb, &present, opts))
     }
 
     /// Remove a volume and all its data. Without `force`, the directory must hold
@@ -284,13 +283,14 @@ impl Volume {
         uri: VolumeUri,
         sb: Superblock,
         present: &[u64],
-        workers: usize,
+        opts: &OpenOptions,
     ) -> Volume {
-        let engine = Arc::new(Engine::new(backend, sb, &uri.dir, present));
-        let n = if workers == 0 {
+        let retry = opts.retry.unwrap_or(DEFAULT_RETRY);
+        let engine = Arc::new(Engine::new(backend, sb, &uri.dir, present, retry));
+        let n = if opts.workers == 0 {
             DEFAULT_WORKERS
         } else {
-            workers
+            opts.workers
         };
         let handles = (0..n)
             .filter_map(|i| {

@@ -3,6 +3,7 @@
 
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ozbd_backend::fault::{FaultBackend, OpKind};
 use ozbd_backend::memory::MemoryBackend;
@@ -19,13 +20,21 @@ fn uri() -> VolumeUri {
     VolumeUri::parse("mem://model/vol/bucket/disk").unwrap()
 }
 
+/// A new volume whose I/O fails at the first backend error (no retry), so that
+/// the fault-injection tests see every injected fault.
 fn create(backend: BackendRef, size: u64) -> Volume {
+    create_retrying(backend, size, Duration::ZERO)
+}
+
+fn create_retrying(backend: BackendRef, size: u64, retry: Duration) -> Volume {
     let mut o = CreateOptions::new(size);
     o.block_size = BS as u32;
     o.chunk_size = CS;
-    Volume::create(backend, &uri(), &o, &OpenOptions::default())
-        .unwrap()
-        .0
+    let open = OpenOptions {
+        retry: Some(retry),
+        ..OpenOptions::default()
+    };
+    Volume::create(backend, &uri(), &o, &open).unwrap().0
 }
 
 #[derive(Debug, Clone)]
@@ -296,6 +305,62 @@ fn injected_failures_change_nothing() {
     vol.read(0, &mut all).unwrap();
     assert!(all == model);
     assert_eq!(vol.stats().errors, 0);
+}
+
+/// Transient backend failures (a datanode or the OM restarting) are retried:
+/// the I/O succeeds, and the retries are counted.
+#[test]
+fn transient_failures_are_retried() {
+    let mem: Arc<MemoryBackend> = Arc::new(MemoryBackend::new());
+    let fault = Arc::new(FaultBackend::new(mem.clone(), 5));
+    let vol = create_retrying(fault.clone(), 4 * CS, Duration::from_secs(30));
+    let data = pattern(BS, 2 * CS, 9);
+    fault.fail_calls(&[OpKind::Put], &[1, 2, 3]);
+    vol.write(BS, &data).unwrap();
+    fault.fail_calls(&[OpKind::Read], &[1, 2]);
+    let mut back = vec![0u8; data.len()];
+    vol.read(BS, &mut back).unwrap();
+    assert!(back == data);
+    fault.fail_calls(&[OpKind::Delete], &[1]);
+    vol.unmap(0, CS).unwrap();
+    let s = vol.stats();
+    assert_eq!(s.retries, 6, "{s:?}");
+    assert_eq!(s.errors, 0, "{s:?}");
+    drop(vol);
+    let vol = Volume::open(mem, &uri(), &OpenOptions::default()).unwrap();
+    let mut all = vec![0u8; (4 * CS) as usize];
+    vol.read(0, &mut all).unwrap();
+    let mut model = vec![0u8; (4 * CS) as usize];
+    model[BS as usize..(BS + 2 * CS) as usize].copy_from_slice(&data);
+    model[..CS as usize].fill(0);
+    assert!(all == model);
+}
+
+/// A backend that keeps failing makes the I/O fail once the retry time is up,
+/// (never later), after several attempts, and the failed write changes nothing.
+#[test]
+fn retry_gives_up_at_its_deadline() {
+    let mem: Arc<MemoryBackend> = Arc::new(MemoryBackend::new());
+    let fault = Arc::new(FaultBackend::new(mem.clone(), 6));
+    let retry = Duration::from_millis(1500);
+    let vol = create_retrying(fault.clone(), 2 * CS, retry);
+    let old = pattern(0, 2 * CS, 1);
+    vol.write(0, &old).unwrap();
+    fault.set_failure_rate(&[OpKind::Put], 1.0);
+    let t = Instant::now();
+    let err = vol.write(BS, &pattern(BS, BS, 2)).unwrap_err();
+    let took = t.elapsed();
+    assert_eq!(err.errno(), 5, "{err}");
+    assert!(took >= Duration::from_millis(600), "gave up after {took:?}");
+    assert!(
+        took < retry + Duration::from_secs(2),
+        "gave up after {took:?}"
+    );
+    assert!(vol.stats().retries >= 3, "{:?}", vol.stats());
+    fault.heal();
+    let mut all = vec![0u8; (2 * CS) as usize];
+    vol.read(0, &mut all).unwrap();
+    assert!(all == old);
 }
 
 /// A multi-chunk write that fails part-way leaves each chunk all-old or all-new.
