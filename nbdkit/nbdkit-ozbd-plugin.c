@@ -4,7 +4,7 @@
  * Ozone FSO bucket) over NBD through nbdkit.
  *
  * Owns: nbdkit parameter parsing (uri=, size=, block_size=, chunk_size=, uuid=,
- *   create=, workers=, timeout=); opening ONE engine volume after nbdkit has
+ *   create=, workers=, timeout=, retry=); opening ONE engine volume after nbdkit has
  *   forked and sharing it across all connections (thread model PARALLEL);
  *   turning each NBD request into ozbd_submit() calls and waiting for their
  *   completions; the NBD capability answers (block size constraints, flush,
@@ -52,6 +52,7 @@ static char *uuid;              /* NULL: any (open) or generate (create) */
 static int create_mode = -1;    /* -1: derive from size= */
 static uint32_t workers;        /* 0: engine default */
 static uint32_t timeout_ms;     /* 0: engine default (60 s) */
+static uint32_t retry_ms;       /* 0: engine default (30 s) */
 
 /* ---------------------------------------------------------------- the volume */
 
@@ -150,6 +151,16 @@ ozbd_config (const char *key, const char *value)
     }
     timeout_ms = s * 1000;
   }
+  else if (strcmp (key, "retry") == 0) {
+    uint32_t s;
+    if (parse_u32 (key, value, &s) == -1)
+      return -1;
+    if (s > 3600) {
+      nbdkit_error ("retry must be 0 to 3600 seconds, not %s", value);
+      return -1;
+    }
+    retry_ms = s == 0 ? 1 : s * 1000;   /* 0 s: fail at the first error */
+  }
   else {
     nbdkit_error ("unknown parameter '%s' (see nbdkit-ozbd-plugin --help)",
                   key);
@@ -193,7 +204,9 @@ ozbd_config_complete (void)
   "uuid=<UUID>          volume UUID (create; checked on open)\n" \
   "create=auto|yes|never|new  auto (default): create iff size= is given\n" \
   "workers=<N>          engine worker threads (default: engine's)\n" \
-  "timeout=<SECS>       give up reaching Ozone after SECS (default 60)"
+  "timeout=<SECS>       give up reaching Ozone after SECS (default 60)\n" \
+  "retry=<SECS>         retry a transient Ozone failure of an I/O for SECS\n" \
+  "                     before failing it (default 30; 0: fail at once)"
 
 static int
 ozbd_after_fork (void)
@@ -210,6 +223,7 @@ ozbd_after_fork (void)
   p.mode = create_mode;
   p.workers = workers;
   p.timeout_ms = timeout_ms;
+  p.retry_ms = retry_ms;
 
   r = ozbd_open (uri, &p, &vol, &created, err, sizeof err);
   if (r != 0) {

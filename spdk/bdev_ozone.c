@@ -51,6 +51,7 @@ struct bdev_ozone {
 	uint64_t			chunk_size;
 	uint32_t			timeout_ms;
 	uint32_t			workers;
+	uint32_t			retry_ms;
 
 	/* Result of the last blocking job (open, close/destroy). */
 	int				rc;
@@ -449,6 +450,7 @@ bdev_ozone_dump_info_json(void *ctx, struct spdk_json_write_ctx *w)
 	spdk_json_write_named_uint64(w, "merged", st.merged);
 	spdk_json_write_named_uint64(w, "allocated_chunks", st.allocated_chunks);
 	spdk_json_write_named_uint64(w, "inflight", st.inflight);
+	spdk_json_write_named_uint64(w, "retries", st.retries);
 	spdk_json_write_object_end(w);
 	spdk_json_write_object_end(w);
 	return 0;
@@ -474,6 +476,9 @@ bdev_ozone_write_config_json(struct spdk_bdev *bdev, struct spdk_json_write_ctx 
 	}
 	if (disk->workers != 0) {
 		spdk_json_write_named_uint32(w, "workers", disk->workers);
+	}
+	if (disk->retry_ms != 0) {
+		spdk_json_write_named_uint32(w, "retry_ms", disk->retry_ms);
 	}
 	spdk_json_write_object_end(w);
 	spdk_json_write_object_end(w);
@@ -572,6 +577,7 @@ bdev_ozone_open_work(struct bdev_ozone *disk)
 		.mode = OZBD_OPEN_OR_CREATE,
 		.workers = disk->workers,
 		.timeout_ms = disk->timeout_ms ? disk->timeout_ms : BDEV_OZONE_DEFAULT_TIMEOUT_MS,
+		.retry_ms = disk->retry_ms,
 	};
 
 	disk->errmsg[0] = '\0';
@@ -755,6 +761,7 @@ bdev_ozone_create(const struct bdev_ozone_create_opts *opts, bdev_ozone_create_c
 	disk->chunk_size = opts->chunk_size;
 	disk->timeout_ms = opts->timeout_ms;
 	disk->workers = opts->workers;
+	disk->retry_ms = opts->retry_ms;
 	disk->create_cb = cb;
 	disk->create_cb_arg = cb_arg;
 	disk->state = BDEV_OZONE_OPENING;

@@ -37,6 +37,9 @@ struct bdev_ozone_create_opts {
 	uint32_t timeout_ms;
 	/* Engine worker threads (0 = the engine's default). */
 	uint32_t workers;
+	/* How long an I/O retries a transient Ozone failure, in ms (0 = engine default, 30 s;
+	 * 1 = fail at the first error). */
+	uint32_t retry_ms;
 };
 
 /*

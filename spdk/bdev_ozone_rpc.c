@@ -108,6 +108,7 @@ static const struct bdev_ozone_param rpc_bdev_ozone_create_params[] = {
 	{"uuid", spdk_json_decode_string, offsetof(struct bdev_ozone_create_opts, uuid), "a UUID string", false},
 	{"timeout_ms", spdk_json_decode_uint32, offsetof(struct bdev_ozone_create_opts, timeout_ms), "a number of milliseconds", false},
 	{"workers", spdk_json_decode_uint32, offsetof(struct bdev_ozone_create_opts, workers), "a number of threads", false},
+	{"retry_ms", spdk_json_decode_uint32, offsetof(struct bdev_ozone_create_opts, retry_ms), "a number of milliseconds", false},
 };
 
 static void

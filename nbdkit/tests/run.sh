@@ -147,6 +147,7 @@ expect_error "error: bad chunk_size" "chunk_size must be a power of two" 20 uri=
 expect_error "error: bad size" "could not parse size|size" 20 uri="$URI" size=12Q
 expect_error "error: unknown parameter" "unknown parameter 'bogus'" 20 uri="$URI" bogus=1
 expect_error "error: bad uri scheme" "must start with ofs:// or file://" 20 uri="http://x/y"
+expect_error "error: retry out of range" "retry must be 0 to 3600 seconds" 20 uri="$URI" retry=7200
 out=$WORK/cp.out
 if env -u CLASSPATH timeout 60 nbdkit -f -U "$WORK/cp.sock" "$PLUGIN" uri="$URI" >"$out" 2>&1; then
   fail "error: CLASSPATH unset in the environment"

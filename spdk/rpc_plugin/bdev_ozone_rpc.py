@@ -29,12 +29,13 @@ def _bytes(text):
 
 
 def bdev_ozone_create(client, name, uri, size=None, block_size=None, chunk_size=None,
-                      uuid=None, timeout_ms=None, workers=None):
+                      uuid=None, timeout_ms=None, workers=None, retry_ms=None):
     """Open the ozone volume at uri (or create it when size is given and it does not exist)
     as bdev `name`. Returns {"name", "action": "created"|"opened", "uuid"}."""
     params = {'name': name, 'uri': uri}
     for key, val in (('size', size), ('block_size', block_size), ('chunk_size', chunk_size),
-                     ('uuid', uuid), ('timeout_ms', timeout_ms), ('workers', workers)):
+                     ('uuid', uuid), ('timeout_ms', timeout_ms), ('workers', workers),
+                     ('retry_ms', retry_ms)):
         if val is not None:
             params[key] = val
     return client.call('bdev_ozone_create', params)
@@ -54,7 +55,8 @@ def spdk_rpc_plugin_initialize(subparsers):
         print(json.dumps(bdev_ozone_create(args.client, name=args.name, uri=args.uri,
                                            size=args.size, block_size=args.block_size,
                                            chunk_size=args.chunk_size, uuid=args.uuid,
-                                           timeout_ms=args.timeout_ms, workers=args.workers),
+                                           timeout_ms=args.timeout_ms, workers=args.workers,
+                                           retry_ms=args.retry_ms),
                          indent=2))
 
     p = subparsers.add_parser('bdev_ozone_create',
@@ -70,6 +72,8 @@ def spdk_rpc_plugin_initialize(subparsers):
     p.add_argument('--timeout-ms', type=int,
                    help='bound on reaching the Ozone Manager (default 30000)')
     p.add_argument('--workers', type=int, help='engine worker threads (default 8)')
+    p.add_argument('--retry-ms', type=int,
+                   help='how long an I/O retries a transient Ozone failure (default 30000; 1: never)')
     p.set_defaults(func=create)
 
     def delete(args):

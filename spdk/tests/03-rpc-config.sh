@@ -105,13 +105,17 @@ expect_ok "reopen" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeou
 expect_ok "delete again" bdev_ozone_delete '{"name": "oz0"}'
 expect_error "open with another uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "00000000-0000-4000-8000-000000000001", "timeout_ms": '$to'}' "uuid|UUID"
 expect_error "open with another chunk size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "chunk_size": 1048576, "timeout_ms": '$to'}' "chunk"
-expect_ok "reopen for save_config" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' '.result.action == "opened"'
+expect_ok "reopen for save_config, retry_ms 20000" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to', "retry_ms": 20000}' '.result.action == "opened"'
+expect_ok "statistics include retries" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.statistics.retries == 0'
 expect_ok "malloc delete" bdev_malloc_delete '{"name": "m0"}'
 ozt_rpc "$sock" save_config > "$OZT_WORK/saved.json" || ozt_fail "save_config failed"
 jq -c '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create")' "$OZT_WORK/saved.json" | sed 's/^/  saved: /'
 checks=$((checks + 1))
 jq -e ".subsystems[] | select(.subsystem == \"bdev\") | .config[] | select(.method == \"bdev_ozone_create\") | .params.uuid == \"$uuid\"" "$OZT_WORK/saved.json" > /dev/null ||
 	ozt_fail "saved config lacks bdev_ozone_create with uuid $uuid"
+checks=$((checks + 1))
+jq -e '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create") | .params.retry_ms == 20000' "$OZT_WORK/saved.json" > /dev/null ||
+	ozt_fail "saved config lacks retry_ms 20000"
 ozt_stop_app "$tgt" || ozt_fail "spdk_tgt did not stop cleanly"
 
 ozt_log "part 2: data through spdk_dd with the saved config, restart spdk_tgt from it"
