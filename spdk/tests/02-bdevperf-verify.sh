@@ -26,21 +26,7 @@ for io in 4096 65536; do
 	ozt_start_app pid "$log" bdevperf --no-huge -s 1024 -u -r "$OZT_WORK/bp.sock" \
 		--json "$OZT_WORK/bp.json" -q 32 -o "$io" -w verify -t "$t"
 	wait "$pid"
-	rc=$?
-	total=$(tr '\r' '\n' < "$log" | grep -E '^ *Total *:' | tail -1)
-	echo "  $total"
-	iops=$(awk '/^ *Total *:/ {print $3}' <<< "$total")
-	fails=$(awk '/^ *Total *:/ {print $5}' <<< "$total")
-	miscompares=$(grep -ciE 'miscompare|mismatch' "$log")
-	if ((rc != 0)); then
-		ozt_fail "bdevperf -o $io exited with $rc (log: $log)"
-		grep -E 'ERROR' "$log" | head -5
-	fi
-	[[ -n $total ]] || ozt_fail "bdevperf -o $io printed no Total line (log: $log)"
-	if [[ -n $fails ]] && awk -v f="$fails" 'BEGIN {exit !(f > 0)}'; then
-		ozt_fail "bdevperf -o $io: Fail/s $fails"
-	fi
-	((miscompares == 0)) || ozt_fail "bdevperf -o $io: $miscompares miscompare lines"
-	results+=("${io}B: ${iops:-?} IOPS, fail/s ${fails:-?}, miscompares $miscompares")
+	ozt_check_bdevperf "bdevperf -o $io" "$log" $?
+	results+=("${io}B: ${OZT_IOPS:-?} IOPS, fail/s ${OZT_FAILPS:-?}, miscompares $OZT_MISCOMPARES")
 done
 ozt_summary "$(IFS=';'; echo "${results[*]}")"

@@ -39,18 +39,9 @@ log=$OZT_WORK/bdevperf.log
 ozt_start_app bp "$log" bdevperf --no-huge -s 1024 -u -r "$OZT_WORK/bp.sock" \
 	--json "$OZT_WORK/bdev-only.json" -T lvs0/lvol0 -q 32 -o 4096 -w verify -t "$t"
 wait "$bp"
-rc=$?
-total=$(tr '\r' '\n' < "$log" | grep -E '^ *Total *:' | tail -1)
-echo "  $total"
-iops=$(awk '{print $3}' <<< "$total")
-fails=$(awk '{print $5}' <<< "$total")
-((rc == 0)) || ozt_fail "bdevperf exited with $rc (log $log)"
-[[ -n $total ]] || ozt_fail "no Total line (log $log)"
+ozt_check_bdevperf "bdevperf on lvs0/lvol0" "$log" $?
+iops=$OZT_IOPS
 grep -qE "Job: ($lvol_uuid|lvs0/lvol0) " "$log" || ozt_fail "bdevperf did not run on the lvol (log $log)"
-if [[ -n $fails ]] && awk -v f="$fails" 'BEGIN {exit !(f > 0)}'; then
-	ozt_fail "Fail/s $fails"
-fi
-grep -qiE 'miscompare|mismatch' "$log" && ozt_fail "miscompare"
 
 ozt_log "write a 4 MiB pattern at 64 MiB into the lvol with spdk_dd"
 head -c $((4 << 20)) /dev/urandom > "$OZT_WORK/pattern.bin"

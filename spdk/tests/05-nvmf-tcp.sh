@@ -24,18 +24,10 @@ ozt_start_app tgt "$OZT_WORK/tgt.log" spdk_tgt --no-huge -s 2048 -u -r "$sock" -
 ozt_wait_sock "$sock" "$tgt" 120 || { ozt_fail "spdk_tgt did not start"; ozt_summary; exit 1; }
 {
 	ozt_rpc "$sock" bdev_ozone_create Ozone0 "$uri" -s 256M -c 256K --timeout-ms "$OZT_TIMEOUT_MS" &&
-		ozt_rpc "$sock" nvmf_create_transport -t tcp &&
-		ozt_rpc "$sock" nvmf_create_subsystem "$nqn" -a -s OZONE0001 -d "bdev_ozone" &&
-		ozt_rpc "$sock" nvmf_subsystem_add_ns "$nqn" Ozone0 &&
-		ozt_rpc "$sock" nvmf_subsystem_add_listener "$nqn" -t tcp -a 127.0.0.1 -s "$port" -f ipv4
+		ozt_nvmf_export "$sock" "$nqn" Ozone0 "$port"
 } > "$OZT_WORK/setup.log" 2>&1 || { cat "$OZT_WORK/setup.log"; ozt_fail "target setup failed"; ozt_summary; exit 1; }
 
-cat > "$OZT_WORK/initiator.json" << EOF
-{"subsystems": [{"subsystem": "bdev", "config": [
- {"method": "bdev_nvme_attach_controller", "params": {"name": "NVMe0", "trtype": "tcp",
-  "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": "$port", "subnqn": "$nqn"}},
- {"method": "bdev_wait_for_examine"}]}]}
-EOF
+ozt_nvmf_initiator_json "$port" "$nqn" > "$OZT_WORK/initiator.json"
 
 results=()
 for io in 4096 65536; do
@@ -44,21 +36,9 @@ for io in 4096 65536; do
 	ozt_start_app bp "$log" bdevperf --no-huge -s 1024 -u -r "$OZT_WORK/bp.sock" -m 0x2 \
 		--json "$OZT_WORK/initiator.json" -q 32 -o "$io" -w verify -t "$t"
 	wait "$bp"
-	rc=$?
-	total=$(tr '\r' '\n' < "$log" | grep -E '^ *Total *:' | tail -1)
-	echo "  $total"
-	iops=$(awk '{print $3}' <<< "$total")
-	fails=$(awk '{print $5}' <<< "$total")
-	((rc == 0)) || ozt_fail "bdevperf -o $io exited with $rc (log $log)"
-	[[ -n $total ]] || ozt_fail "no Total line (log $log)"
+	ozt_check_bdevperf "bdevperf -o $io" "$log" $?
 	grep -q 'NVMe0n1' "$log" || ozt_fail "bdevperf did not run on NVMe0n1 (log $log)"
-	if [[ -n $fails ]] && awk -v f="$fails" 'BEGIN {exit !(f > 0)}'; then
-		ozt_fail "bdevperf -o $io: Fail/s $fails"
-	fi
-	if grep -qiE 'miscompare|mismatch' "$log"; then
-		ozt_fail "bdevperf -o $io: miscompare"
-	fi
-	results+=("${io}B: ${iops:-?} IOPS")
+	results+=("${io}B: ${OZT_IOPS:-?} IOPS")
 done
 kill -0 "$tgt" 2> /dev/null || ozt_fail "spdk_tgt died (log $OZT_WORK/tgt.log)"
 ozt_rpc "$sock" bdev_get_bdevs -b Ozone0 | jq -c '.[0].driver_specific.ozone.statistics' | sed 's/^/  target stats: /'

@@ -97,18 +97,10 @@ for mode in interrupt polling; do
 	ozt_wait_sock "$sock" "$tgt" 120 || { ozt_fail "spdk_tgt $mode did not start"; continue; }
 	{
 		ozt_rpc "$sock" bdev_ozone_create Ozone0 "$uri-idle" -s 64M -c 256K --timeout-ms "$OZT_TIMEOUT_MS" &&
-			ozt_rpc "$sock" nvmf_create_transport -t tcp &&
-			ozt_rpc "$sock" nvmf_create_subsystem "$nqn" -a -s OZB1 &&
-			ozt_rpc "$sock" nvmf_subsystem_add_ns "$nqn" Ozone0 &&
-			ozt_rpc "$sock" nvmf_subsystem_add_listener "$nqn" -t tcp -a 127.0.0.1 -s "$port" -f ipv4
+			ozt_nvmf_export "$sock" "$nqn" Ozone0 "$port"
 	} > "$OZT_WORK/idle-$mode-setup.log" 2>&1 || { cat "$OZT_WORK/idle-$mode-setup.log"; ozt_fail "$mode target setup"; }
 	if [[ $mode == interrupt ]]; then
-		cat > "$OZT_WORK/ini.json" << EOF
-{"subsystems": [{"subsystem": "bdev", "config": [
- {"method": "bdev_nvme_attach_controller", "params": {"name": "NVMe0", "trtype": "tcp",
-  "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": "$port", "subnqn": "$nqn"}},
- {"method": "bdev_wait_for_examine"}]}]}
-EOF
+		ozt_nvmf_initiator_json "$port" "$nqn" > "$OZT_WORK/ini.json"
 		ozt_log "interrupt-mode target: bdevperf verify 10 s through NVMe/TCP"
 		ozt_start_app ini "$OZT_WORK/ini.log" bdevperf --no-huge -s 1024 -u -r "$OZT_WORK/ini.sock" -m 0x2 \
 			--json "$OZT_WORK/ini.json" -q 8 -o 4096 -w verify -t 10

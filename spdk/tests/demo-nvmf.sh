@@ -22,10 +22,7 @@ ozt_start_app tgt "$OZT_WORK/tgt.log" spdk_tgt --no-huge -s 1024 -u -r "$sock" -
 ozt_wait_sock "$sock" "$tgt" 120 || { ozt_fail "spdk_tgt did not start"; ozt_summary; exit 1; }
 if ! {
 	ozt_rpc "$sock" bdev_ozone_create Demo0 "$uri" --timeout-ms "$OZT_TIMEOUT_MS" &&
-		ozt_rpc "$sock" nvmf_create_transport -t tcp &&
-		ozt_rpc "$sock" nvmf_create_subsystem "$nqn" -a -s OZDEMO1 &&
-		ozt_rpc "$sock" nvmf_subsystem_add_ns "$nqn" Demo0 &&
-		ozt_rpc "$sock" nvmf_subsystem_add_listener "$nqn" -t tcp -a 127.0.0.1 -s "$port" -f ipv4
+		ozt_nvmf_export "$sock" "$nqn" Demo0 "$port"
 } > "$OZT_WORK/setup.log" 2>&1; then
 	cat "$OZT_WORK/setup.log"
 	ozt_fail "target setup failed"
@@ -34,12 +31,7 @@ if ! {
 fi
 grep -E '"(action|uuid)"' "$OZT_WORK/setup.log" | sed 's/^ */  /'
 
-cat > "$OZT_WORK/ini.json" << EOF
-{"subsystems": [{"subsystem": "bdev", "config": [
- {"method": "bdev_nvme_attach_controller", "params": {"name": "NVMe0", "trtype": "tcp",
-  "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": "$port", "subnqn": "$nqn"}},
- {"method": "bdev_wait_for_examine"}]}]}
-EOF
+ozt_nvmf_initiator_json "$port" "$nqn" > "$OZT_WORK/ini.json"
 ozt_log "spdk_dd: read NVMe0n1 (NVMe/TCP) into a file"
 ozt_start_app dd "$OZT_WORK/dd.log" spdk_dd --no-huge -s 1024 -u -r "$OZT_WORK/dd.sock" -m 0x2 \
 	--json "$OZT_WORK/ini.json" --ib NVMe0n1 --of "$OZT_WORK/via-nvmf.img" --bs 1048576

@@ -178,6 +178,46 @@ ozt_bdev_config() {
 	echo "{\"subsystems\": [{\"subsystem\": \"bdev\", \"config\": [$*, {\"method\": \"bdev_wait_for_examine\"}]}]}"
 }
 
+# ---- NVMe-oF/TCP --------------------------------------------------------------------------
+# Export <bdev> from the app at <sock> over NVMe/TCP on 127.0.0.1:<port> as subsystem <nqn>:
+# ozt_nvmf_export <sock> <nqn> <bdev> <port>. Only ever listens on 127.0.0.1.
+ozt_nvmf_export() {
+	local sock=$1 nqn=$2 bdev=$3 port=$4
+	ozt_rpc "$sock" nvmf_create_transport -t tcp &&
+		ozt_rpc "$sock" nvmf_create_subsystem "$nqn" -a -s OZONE0001 -d bdev_ozone &&
+		ozt_rpc "$sock" nvmf_subsystem_add_ns "$nqn" "$bdev" &&
+		ozt_rpc "$sock" nvmf_subsystem_add_listener "$nqn" -t tcp -a 127.0.0.1 -s "$port" -f ipv4
+}
+
+# A config for an initiator app that attaches that export as NVMe0 (bdev NVMe0n1):
+# ozt_nvmf_initiator_json <port> <nqn>
+ozt_nvmf_initiator_json() {
+	ozt_bdev_config "{\"method\": \"bdev_nvme_attach_controller\", \"params\": {\"name\": \"NVMe0\",
+ \"trtype\": \"tcp\", \"adrfam\": \"ipv4\", \"traddr\": \"127.0.0.1\", \"trsvcid\": \"$1\", \"subnqn\": \"$2\"}}"
+}
+
+# ---- bdevperf results -------------------------------------------------------------------
+# Check a finished bdevperf run: ozt_check_bdevperf <label> <log> <rc>. Prints its Total line
+# and fails on a non-zero rc, no Total line, failed I/O (Fail/s > 0) or a miscompare. Sets
+# OZT_IOPS, OZT_FAILPS and OZT_MISCOMPARES (count of miscompare lines).
+ozt_check_bdevperf() {
+	local label=$1 log=$2 rc=$3 total
+	total=$(tr '\r' '\n' < "$log" | grep -E '^ *Total *:' | tail -1)
+	echo "  $total"
+	OZT_IOPS=$(awk '{print $3}' <<< "$total")
+	OZT_FAILPS=$(awk '{print $5}' <<< "$total")
+	OZT_MISCOMPARES=$(grep -ciE 'miscompare|mismatch' "$log")
+	if ((rc != 0)); then
+		ozt_fail "$label: bdevperf exited with $rc (log $log)"
+		grep -E 'ERROR' "$log" | head -5
+	fi
+	[[ -n $total ]] || ozt_fail "$label: no Total line (log $log)"
+	if [[ -n $OZT_FAILPS ]] && awk -v f="$OZT_FAILPS" 'BEGIN {exit !(f > 0)}'; then
+		ozt_fail "$label: Fail/s $OZT_FAILPS"
+	fi
+	((OZT_MISCOMPARES == 0)) || ozt_fail "$label: $OZT_MISCOMPARES miscompare lines (log $log)"
+}
+
 # Remove a test volume's data (through the engine's CLI, which runs outside SPDK).
 ozt_destroy_volume() {
 	local ozbd=$OZ_TOP/target/release/ozbd
