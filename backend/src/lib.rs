@@ -106,6 +106,20 @@ pub trait Backend: Send + Sync + fmt::Debug {
         let _ = (volume, bucket);
         Ok(None)
     }
+    /// The client settings in effect for the keys the engine sets by default
+    /// (value and where it came from); empty for backends without any.
+    fn client_settings(&self) -> Vec<ClientSetting> {
+        Vec::new()
+    }
+}
+
+/// One client configuration key in effect on a backend's connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSetting {
+    pub key: String,
+    pub value: Option<String>,
+    /// "engine default", or the user's file that set it (e.g. "ozone-site.xml").
+    pub source: String,
 }
 
 pub type BackendRef = Arc<dyn Backend>;

@@ -107,6 +107,8 @@ pub struct LibhdfsOptions {
     pub replication: i16,
     /// Hadoop configuration keys set on the `FileSystem` (after ours; last wins).
     pub conf: Vec<(String, String)>,
+    /// Keys set only where no user configuration file sets them (TEMPORARY: forced).
+    pub defaults: Vec<(String, String)>,
 }
 
 impl Default for LibhdfsOptions {
@@ -114,6 +116,7 @@ impl Default for LibhdfsOptions {
         LibhdfsOptions {
             replication: 3,
             conf: Vec::new(),
+            defaults: Vec::new(),
         }
     }
 }
@@ -442,7 +445,7 @@ impl LibhdfsBackend {
                 "org.apache.hadoop.fs.RawLocalFileSystem".into(),
             ));
         }
-        for (k, v) in &opts.conf {
+        for (k, v) in opts.defaults.iter().chain(&opts.conf) {
             match conf.iter_mut().find(|(ck, _)| ck == k) {
                 Some(e) => e.1 = v.clone(),
                 None => conf.push((k.clone(), v.clone())),

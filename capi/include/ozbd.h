@@ -23,7 +23,7 @@
 #define OZBD_CREATE_NEW 2
 
 /**
- * I/O operations.
+ * I/O operations, passed to `ozbd_submit` as a plain int.
  */
 typedef enum ozbd_op {
   OZBD_OP_READ = 0,
@@ -39,20 +39,27 @@ typedef enum ozbd_op {
 typedef struct ozbd_volume ozbd_volume;
 
 /**
- * Parameters for `ozbd_open`. Zero means "the default" (open: "whatever the
- * volume has"); a non-zero value must match an existing volume.
+ * Parameters for `ozbd_open`. Fill it with `ozbd_params_init` (which sets
+ * `opts_size` and every default), then change what you need. Fields are only
+ * ever appended: a caller built against an older header passes its smaller
+ * `opts_size`, and the fields it does not know keep their defaults.
  */
 typedef struct ozbd_params {
   /**
-   * Size in bytes; required to create.
+   * sizeof(struct ozbd_params) as the caller was compiled; set by ozbd_params_init.
+   */
+  size_t opts_size;
+  /**
+   * Size in bytes: required to create; when opening, 0 or the volume's size.
    */
   uint64_t size;
   /**
-   * 512 or 4096.
+   * 512 or 4096: used to create; when opening, 0 or the volume's block size.
    */
   uint32_t block_size;
   /**
-   * A power of two, 64 KiB to 256 MiB.
+   * A power of two, 64 KiB to 256 MiB: used to create; when opening, 0 or
+   * the volume's chunk size.
    */
   uint64_t chunk_size;
   /**
@@ -64,19 +71,33 @@ typedef struct ozbd_params {
    */
   int mode;
   /**
-   * Worker threads (0 = default).
+   * I/O worker threads (default 8, 1 to 256).
    */
   uint32_t workers;
   /**
-   * Connect timeout in milliseconds (0 = default, 60 s).
+   * How long connecting may take, in milliseconds (default 60000; at least 1).
    */
   uint32_t timeout_ms;
   /**
-   * How long an I/O retries a transient Ozone failure (a datanode or the OM
-   * restarting) before it fails, in milliseconds (0 = default, 30 s;
-   * 1 = fail at the first error).
+   * How long, from submit, an I/O retries transient Ozone failures (a
+   * datanode or the OM restarting) before it fails, in milliseconds
+   * (default 30000; 0 = fail at the first error).
    */
   uint32_t retry_ms;
+  /**
+   * CPUs for the engine's threads and the JVM's (a hex mask "0x3" or a
+   * list "[0,1]"); NULL = every CPU the process may use. The JVM is started
+   * by the process's first open, so its threads follow that open's mask.
+   */
+  const char *cpumask;
+  /**
+   * Requests in flight before ozbd_submit answers -EAGAIN (default 1024).
+   */
+  uint32_t max_inflight_requests;
+  /**
+   * Bytes in flight before ozbd_submit answers -EAGAIN (default 256 MiB).
+   */
+  uint64_t max_inflight_bytes;
 } ozbd_params;
 
 /**
@@ -105,28 +126,6 @@ typedef struct ozbd_info {
 } ozbd_info;
 
 /**
- * Counters since the volume was opened.
- */
-typedef struct ozbd_stats {
-  uint64_t reads;
-  uint64_t writes;
-  uint64_t write_zeroes;
-  uint64_t unmaps;
-  uint64_t flushes;
-  uint64_t bytes_read;
-  uint64_t bytes_written;
-  uint64_t errors;
-  uint64_t chunk_reads;
-  uint64_t chunk_puts;
-  uint64_t chunk_deletes;
-  uint64_t rmw;
-  uint64_t merged;
-  uint64_t allocated_chunks;
-  uint64_t inflight;
-  uint64_t retries;
-} ozbd_stats;
-
-/**
  * Completion of one I/O: `status` is 0 or a negative errno.
  */
 typedef void (*ozbd_io_cb)(void *cb_arg, int status);
@@ -137,9 +136,10 @@ extern "C" {
 
 /**
  * Open a volume, blocking until done (it may start the JVM and contact Ozone:
- * never call it on an SPDK reactor thread). On success stores the volume in
- * `*out`, sets `*created` (if non-NULL) and returns 0; otherwise returns a
- * negative errno and writes a message into `err` (`errlen` bytes).
+ * never call it on an SPDK reactor thread). The open itself runs on an engine
+ * thread with the volume's CPU mask. On success stores the volume in `*out`,
+ * sets `*created` (if non-NULL) and returns 0; otherwise returns a negative
+ * errno and writes a message into `err` (`errlen` bytes).
  */
 int ozbd_open(const char *uri,
               const struct ozbd_params *params,
@@ -150,13 +150,24 @@ int ozbd_open(const char *uri,
 
 /**
  * Open a volume on an engine thread and report through `cb` (called on that
- * thread). That thread, and the engine threads it starts, may run on every CPU
- * whatever the caller's affinity (safe to call from an SPDK reactor). Returns 0 when started, or a negative errno (and `cb` is not called).
+ * thread, always, also for bad parameters). That thread, and the engine and
+ * JVM threads it starts, run on `params.cpumask` (default: every CPU the
+ * process may use), whatever the caller's affinity: safe to call from an
+ * SPDK reactor. Returns 0 when started, or a negative errno (and `cb` is not
+ * called).
  */
 int ozbd_open_async(const char *uri,
                     const struct ozbd_params *params,
                     ozbd_open_cb cb,
                     void *cb_arg);
+
+/**
+ * Check `uri` and `params` the way `ozbd_open` does before it contacts Ozone
+ * (URI syntax, geometry, options, CPU mask). Returns 0, or a negative errno
+ * with the engine's message in `err`. Never blocks. For front ends that want
+ * to refuse bad configuration early with the engine's own words.
+ */
+int ozbd_check_params(const char *uri, const struct ozbd_params *params, char *err, size_t errlen);
 
 /**
  * Wait for in-flight I/O, stop the volume's workers and free it. Blocks.
@@ -165,7 +176,8 @@ void ozbd_close(struct ozbd_volume *vol);
 
 /**
  * Remove the volume at `uri` and all its data. Blocks. Without `force` the
- * directory must hold a valid volume. Returns 0 or a negative errno with `err` set.
+ * directory must hold a valid volume. `timeout_ms` bounds the connect (0 =
+ * the default). Returns 0 or a negative errno with `err` set.
  */
 int ozbd_destroy(const char *uri, int force, uint32_t timeout_ms, char *err, size_t errlen);
 
@@ -175,33 +187,58 @@ int ozbd_destroy(const char *uri, int force, uint32_t timeout_ms, char *err, siz
 int ozbd_get_info(const struct ozbd_volume *vol, struct ozbd_info *info);
 
 /**
- * Fill `*stats` with the volume's counters. Never blocks for long (one short lock).
+ * The volume's statistics as one JSON object (the engine's one list of
+ * counters), snprintf-style: returns the JSON's length; call again with a
+ * larger buffer when that is >= `len`. -EINVAL for NULL `vol`. Never blocks.
  */
-int ozbd_get_stats(const struct ozbd_volume *vol, struct ozbd_stats *stats);
+int ozbd_stats_json(const struct ozbd_volume *vol, char *buf, size_t len);
 
 /**
- * 1 when chunk `idx` holds data, 0 when it reads as zeros (never stored or
+ * The settings the volume runs with (workers, retry, in-flight bounds) and
+ * the Ozone client settings in effect with their sources, as one JSON
+ * object, snprintf-style like `ozbd_stats_json`. Never blocks.
+ */
+int ozbd_settings_json(const struct ozbd_volume *vol, char *buf, size_t len);
+
+/**
+ * 1 when chunk `idx` may hold data, 0 when it reads as zeros (never stored or
  * discarded). For extent maps. Never blocks.
  */
 int ozbd_chunk_allocated(const struct ozbd_volume *vol, uint64_t idx);
 
 /**
  * Queue one I/O on any byte range inside the volume (partial blocks are
- * read-modify-written in order with other requests). `iov`/`iovcnt` hold the data of a READ or WRITE (their total
- * must equal `len`) and must stay valid until `cb` runs; other operations pass
- * NULL/0. `cb` is called exactly once, with 0 or a negative errno: usually on
- * an engine thread, but on the calling thread before this returns when the
- * request is invalid or needs no work. When a WRITE, WRITE_ZEROES or UNMAP
- * completes with 0, its data is durable. Never blocks.
+ * read-modify-written in order with other requests). `op` is an `ozbd_op`
+ * value. `iov`/`iovcnt` hold the data of a READ or WRITE (their total must
+ * equal `len`) and must stay valid until `cb` runs; other operations pass
+ * NULL/0.
+ *
+ * Returns 0 when the request was accepted: `cb` is then called exactly once,
+ * with 0 or a negative errno, usually on an engine thread but possibly on
+ * the calling thread before this returns (a request with nothing to do).
+ * Returns a negative errno when it was not accepted, and `cb` is never
+ * called: -EAGAIN when the volume's in-flight bound is reached (submit again
+ * after a completion: SPDK completes the I/O with NOMEM, which makes the bdev
+ * layer retry it), -EINVAL for an unknown op, a range beyond the volume or a
+ * buffer of the wrong size (the reason is logged), -EBADF once the volume
+ * is closing. When a WRITE, WRITE_ZEROES or UNMAP completes with 0, its data
+ * is durable. Never blocks.
  */
-void ozbd_submit(const struct ozbd_volume *vol,
-                 enum ozbd_op op,
-                 uint64_t offset,
-                 uint64_t len,
-                 const struct iovec *iov,
-                 int iovcnt,
-                 ozbd_io_cb cb,
-                 void *cb_arg);
+int ozbd_submit(const struct ozbd_volume *vol,
+                int op,
+                uint64_t offset,
+                uint64_t len,
+                const struct iovec *iov,
+                int iovcnt,
+                ozbd_io_cb cb,
+                void *cb_arg);
+
+/**
+ * Fill `*p` with the engine's defaults for the first `opts_size` bytes
+ * (pass `sizeof(struct ozbd_params)`). Returns 0, or -EINVAL when `p` is NULL
+ * or `opts_size` is too small to hold `mode`.
+ */
+int ozbd_params_init(struct ozbd_params *p, size_t opts_size);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,29 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
 //! The engine's C ABI.
 //!
 //! Owns: translating C calls into engine calls: opening and closing volumes,
-//! submitting I/O with a completion callback, info and statistics.
+//! submitting I/O with a completion callback, info, settings and statistics
+//! (as JSON from the engine's own `Serialize` impls, so no front end keeps a
+//! list of its own).
 //! Must never: block in `ozbd_submit` or the getters (an SPDK reactor calls them);
-//! enter the JVM on the caller's thread except in the calls documented as
-//! blocking; let a Rust panic cross into C.
+//! enter the JVM on the caller's thread (opens run on an engine thread, with
+//! the engine's CPU mask); let a Rust panic cross into C; trust an enum value
+//! from C (operations are plain ints, checked).
 
 #![allow(clippy::missing_safety_doc)] // Each function's doc comment states its contract.
 #![allow(non_camel_case_types)] // C names.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+mod affinity;
+mod params;
+
+use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 use std::time::Duration;
 
+use ozbd_chunkstore::defaults::DEFAULT_CONNECT_TIMEOUT;
 use ozbd_chunkstore::{
-    connect, ConnectOptions, CreateOptions, Error, Op, OpenOptions, SgList, Stats, Volume,
-    VolumeUri,
+    connect, ConnectOptions, CreateOptions, Error, Op, Rejected, SgList, Volume, VolumeUri,
 };
+
+pub use params::{
+    ozbd_params, ozbd_params_init, OZBD_CREATE_NEW, OZBD_OPEN_EXISTING, OZBD_OPEN_OR_CREATE,
+};
+use params::{cstr, Params};
 
 /// An open volume.
 pub struct ozbd_volume {
     vol: Volume,
 }
 
-/// I/O operations.
+/// I/O operations, passed to `ozbd_submit` as a plain int.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
@@ -33,37 +45,6 @@ pub enum ozbd_op {
     WriteZeroes = 2,
     Unmap = 3,
     Flush = 4,
-}
-
-/// What `ozbd_open` does when no volume exists at the URI.
-pub const OZBD_OPEN_EXISTING: c_int = 0;
-pub const OZBD_OPEN_OR_CREATE: c_int = 1;
-pub const OZBD_CREATE_NEW: c_int = 2;
-
-/// Parameters for `ozbd_open`. Zero means "the default" (open: "whatever the
-/// volume has"); a non-zero value must match an existing volume.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-#[allow(non_camel_case_types)]
-pub struct ozbd_params {
-    /// Size in bytes; required to create.
-    pub size: u64,
-    /// 512 or 4096.
-    pub block_size: u32,
-    /// A power of two, 64 KiB to 256 MiB.
-    pub chunk_size: u64,
-    /// Optional UUID string (NULL = generate on create, don't check on open).
-    pub uuid: *const c_char,
-    /// One of OZBD_OPEN_EXISTING, OZBD_OPEN_OR_CREATE, OZBD_CREATE_NEW.
-    pub mode: c_int,
-    /// Worker threads (0 = default).
-    pub workers: u32,
-    /// Connect timeout in milliseconds (0 = default, 60 s).
-    pub timeout_ms: u32,
-    /// How long an I/O retries a transient Ozone failure (a datanode or the OM
-    /// restarting) before it fails, in milliseconds (0 = default, 30 s;
-    /// 1 = fail at the first error).
-    pub retry_ms: u32,
 }
 
 /// A volume's geometry.
@@ -77,52 +58,6 @@ pub struct ozbd_info {
     pub chunk_count: u64,
     /// NUL-terminated canonical UUID string.
     pub uuid: [c_char; 40],
-}
-
-/// Counters since the volume was opened.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-#[allow(non_camel_case_types)]
-pub struct ozbd_stats {
-    pub reads: u64,
-    pub writes: u64,
-    pub write_zeroes: u64,
-    pub unmaps: u64,
-    pub flushes: u64,
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-    pub errors: u64,
-    pub chunk_reads: u64,
-    pub chunk_puts: u64,
-    pub chunk_deletes: u64,
-    pub rmw: u64,
-    pub merged: u64,
-    pub allocated_chunks: u64,
-    pub inflight: u64,
-    pub retries: u64,
-}
-
-impl From<Stats> for ozbd_stats {
-    fn from(s: Stats) -> Self {
-        ozbd_stats {
-            reads: s.reads,
-            writes: s.writes,
-            write_zeroes: s.write_zeroes,
-            unmaps: s.unmaps,
-            flushes: s.flushes,
-            bytes_read: s.bytes_read,
-            bytes_written: s.bytes_written,
-            errors: s.errors,
-            chunk_reads: s.chunk_reads,
-            chunk_puts: s.chunk_puts,
-            chunk_deletes: s.chunk_deletes,
-            rmw: s.rmw,
-            merged: s.merged,
-            allocated_chunks: s.allocated_chunks,
-            inflight: s.inflight,
-            retries: s.retries,
-        }
-    }
 }
 
 /// Completion of one I/O: `status` is 0 or a negative errno.
@@ -174,69 +109,6 @@ fn write_err(err: *mut c_char, errlen: usize, msg: &str) {
     }
 }
 
-fn cstr(p: *const c_char, what: &str) -> Result<String, Error> {
-    if p.is_null() {
-        return Err(Error::InvalidArgument(format!("{what} is NULL")));
-    }
-    // SAFETY: non-NULL, and the caller promises a NUL-terminated string.
-    unsafe { CStr::from_ptr(p) }
-        .to_str()
-        .map(str::to_string)
-        .map_err(|_| Error::InvalidArgument(format!("{what} is not UTF-8")))
-}
-
-struct Params {
-    uri: VolumeUri,
-    size: u64,
-    block_size: u32,
-    chunk_size: u64,
-    uuid: Option<uuid::Uuid>,
-    mode: c_int,
-    workers: usize,
-    timeout: Duration,
-    retry: Option<Duration>,
-}
-
-fn parse_params(uri: *const c_char, p: *const ozbd_params) -> Result<Params, Error> {
-    let uri = VolumeUri::parse(&cstr(uri, "uri")?)?;
-    if p.is_null() {
-        return Err(Error::InvalidArgument("params is NULL".into()));
-    }
-    // SAFETY: non-NULL and points to an ozbd_params per the contract.
-    let p = unsafe { *p };
-    let uuid = if p.uuid.is_null() {
-        None
-    } else {
-        let s = cstr(p.uuid, "uuid")?;
-        Some(uuid::Uuid::parse_str(&s).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "uuid '{s}' is not a UUID ({e}): use the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
-            ))
-        })?)
-    };
-    if !(OZBD_OPEN_EXISTING..=OZBD_CREATE_NEW).contains(&p.mode) {
-        return Err(Error::InvalidArgument(format!(
-            "mode {} is unknown",
-            p.mode
-        )));
-    }
-    Ok(Params {
-        uri,
-        size: p.size,
-        block_size: p.block_size,
-        chunk_size: p.chunk_size,
-        uuid,
-        mode: p.mode,
-        workers: p.workers as usize,
-        timeout: Duration::from_millis(if p.timeout_ms == 0 {
-            60_000
-        } else {
-            p.timeout_ms as u64
-        }),
-        retry: (p.retry_ms != 0).then(|| Duration::from_millis(p.retry_ms as u64)),
-    })
-}
-
 /// Open (or create) a volume. Returns (volume, created).
 fn open_impl(p: Params) -> Result<(Volume, bool), Error> {
     let copts = ConnectOptions {
@@ -244,14 +116,7 @@ fn open_impl(p: Params) -> Result<(Volume, bool), Error> {
         ..ConnectOptions::default()
     };
     let backend = connect(&p.uri, &copts)?;
-    let oopts = OpenOptions {
-        workers: p.workers,
-        retry: p.retry,
-        expect_size: (p.size != 0).then_some(p.size),
-        expect_block_size: (p.block_size != 0).then_some(p.block_size),
-        expect_chunk_size: (p.chunk_size != 0).then_some(p.chunk_size),
-        expect_uuid: p.uuid,
-    };
+    let oopts = p.open.clone();
     let create = |backend| {
         if p.size == 0 {
             return Err(Error::InvalidArgument(format!(
@@ -291,10 +156,46 @@ fn guard<T>(what: &str, default: T, f: impl FnOnce() -> T) -> T {
     })
 }
 
+struct SendPtr(*mut c_void);
+// SAFETY: the pointer is only handed back to the caller's callback.
+unsafe impl Send for SendPtr {}
+
+/// Run `f` on a new engine thread placed on the volume's CPU mask (or every
+/// CPU the process may use), so the threads the open starts (engine workers,
+/// the JVM's) inherit that placement and not the caller's.
+fn on_engine_thread(
+    mask: Option<affinity::CpuMask>,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, Error> {
+    std::thread::Builder::new()
+        .name("ozbd-open".into())
+        .spawn(move || {
+            if let Err(e) = affinity::apply_to_current_thread(mask.as_ref()) {
+                log::warn!("{e}");
+            }
+            f()
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the open thread: {e}")))
+}
+
+fn open_on_engine_thread(
+    params: Result<Params, Error>,
+    report: impl FnOnce(Result<(Volume, bool), Error>) + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, Error> {
+    let mask = params.as_ref().ok().and_then(|p| p.cpumask.clone());
+    on_engine_thread(mask, move || {
+        let r = guard("ozbd_open", Err(Error::Internal("panic in open".into())), || {
+            params.and_then(open_impl)
+        });
+        report(r)
+    })
+}
+
 /// Open a volume, blocking until done (it may start the JVM and contact Ozone:
-/// never call it on an SPDK reactor thread). On success stores the volume in
-/// `*out`, sets `*created` (if non-NULL) and returns 0; otherwise returns a
-/// negative errno and writes a message into `err` (`errlen` bytes).
+/// never call it on an SPDK reactor thread). The open itself runs on an engine
+/// thread with the volume's CPU mask. On success stores the volume in `*out`,
+/// sets `*created` (if non-NULL) and returns 0; otherwise returns a negative
+/// errno and writes a message into `err` (`errlen` bytes).
 #[no_mangle]
 pub unsafe extern "C" fn ozbd_open(
     uri: *const c_char,
@@ -310,7 +211,16 @@ pub unsafe extern "C" fn ozbd_open(
             write_err(err, errlen, "out is NULL");
             return -libc::EINVAL;
         }
-        match parse_params(uri, params).and_then(open_impl) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = open_on_engine_thread(params::parse(uri, params), move |r| {
+            let _ = tx.send(r);
+        })
+        .and_then(|h| {
+            let r = rx.recv().unwrap_or(Err(Error::Internal("the open thread died".into())));
+            let _ = h.join();
+            r
+        });
+        match r {
             Ok((vol, c)) => {
                 *out = Box::into_raw(Box::new(ozbd_volume { vol }));
                 if !created.is_null() {
@@ -326,29 +236,12 @@ pub unsafe extern "C" fn ozbd_open(
     })
 }
 
-/// Let the current thread run on every CPU. A thread inherits its creator's
-/// affinity: opened from an SPDK reactor, the engine's workers and the JVM's
-/// threads (all created from here) would otherwise share the reactor's core.
-fn unpin_current_thread() {
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays within its bounds.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for cpu in 0..libc::CPU_SETSIZE as usize {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            log::warn!("cannot widen the CPU affinity of the open thread");
-        }
-    }
-}
-
-struct SendPtr(*mut c_void);
-// SAFETY: the pointer is only handed back to the caller's callback.
-unsafe impl Send for SendPtr {}
-
 /// Open a volume on an engine thread and report through `cb` (called on that
-/// thread). That thread, and the engine threads it starts, may run on every CPU
-/// whatever the caller's affinity (safe to call from an SPDK reactor). Returns 0 when started, or a negative errno (and `cb` is not called).
+/// thread, always, also for bad parameters). That thread, and the engine and
+/// JVM threads it starts, run on `params.cpumask` (default: every CPU the
+/// process may use), whatever the caller's affinity: safe to call from an
+/// SPDK reactor. Returns 0 when started, or a negative errno (and `cb` is not
+/// called).
 #[no_mangle]
 pub unsafe extern "C" fn ozbd_open_async(
     uri: *const c_char,
@@ -358,17 +251,11 @@ pub unsafe extern "C" fn ozbd_open_async(
 ) -> c_int {
     init_logging();
     let Some(cb) = cb else { return -libc::EINVAL };
-    let parsed = parse_params(uri, params);
     let arg = SendPtr(cb_arg);
-    let spawned = std::thread::Builder::new()
-        .name("ozbd-open".into())
-        .spawn(move || {
+    let started = guard("ozbd_open_async", Err(Error::Internal("panic".into())), || {
+        open_on_engine_thread(params::parse(uri, params), move |r| {
             let arg = arg;
-            unpin_current_thread();
-            let result = guard("ozbd_open_async", Err(Error::Closed), || {
-                parsed.and_then(open_impl)
-            });
-            match result {
+            match r {
                 Ok((vol, c)) => {
                     let v = Box::into_raw(Box::new(ozbd_volume { vol }));
                     cb(arg.0, v, 0, c as c_int, c"".as_ptr());
@@ -379,11 +266,35 @@ pub unsafe extern "C" fn ozbd_open_async(
                     cb(arg.0, ptr::null_mut(), -e.errno(), 0, msg.as_ptr());
                 }
             }
-        });
-    match spawned {
+        })
+    });
+    match started {
         Ok(_) => 0,
         Err(_) => -libc::EAGAIN,
     }
+}
+
+/// Check `uri` and `params` the way `ozbd_open` does before it contacts Ozone
+/// (URI syntax, geometry, options, CPU mask). Returns 0, or a negative errno
+/// with the engine's message in `err`. Never blocks. For front ends that want
+/// to refuse bad configuration early with the engine's own words.
+#[no_mangle]
+pub unsafe extern "C" fn ozbd_check_params(
+    uri: *const c_char,
+    params: *const ozbd_params,
+    err: *mut c_char,
+    errlen: usize,
+) -> c_int {
+    init_logging();
+    guard("ozbd_check_params", -libc::EIO, || {
+        match params::parse(uri, params) {
+            Ok(_) => 0,
+            Err(e) => {
+                write_err(err, errlen, &e.to_string());
+                -e.errno()
+            }
+        }
+    })
 }
 
 /// Wait for in-flight I/O, stop the volume's workers and free it. Blocks.
@@ -396,7 +307,8 @@ pub unsafe extern "C" fn ozbd_close(vol: *mut ozbd_volume) {
 }
 
 /// Remove the volume at `uri` and all its data. Blocks. Without `force` the
-/// directory must hold a valid volume. Returns 0 or a negative errno with `err` set.
+/// directory must hold a valid volume. `timeout_ms` bounds the connect (0 =
+/// the default). Returns 0 or a negative errno with `err` set.
 #[no_mangle]
 pub unsafe extern "C" fn ozbd_destroy(
     uri: *const c_char,
@@ -411,11 +323,11 @@ pub unsafe extern "C" fn ozbd_destroy(
             .and_then(|u| VolumeUri::parse(&u))
             .and_then(|u| {
                 let copts = ConnectOptions {
-                    timeout: Duration::from_millis(if timeout_ms == 0 {
-                        60_000
+                    timeout: if timeout_ms == 0 {
+                        DEFAULT_CONNECT_TIMEOUT
                     } else {
-                        timeout_ms as u64
-                    }),
+                        Duration::from_millis(timeout_ms as u64)
+                    },
                     ..ConnectOptions::default()
                 };
                 let b = connect(&u, &copts)?;
@@ -452,17 +364,48 @@ pub unsafe extern "C" fn ozbd_get_info(vol: *const ozbd_volume, info: *mut ozbd_
     0
 }
 
-/// Fill `*stats` with the volume's counters. Never blocks for long (one short lock).
-#[no_mangle]
-pub unsafe extern "C" fn ozbd_get_stats(vol: *const ozbd_volume, stats: *mut ozbd_stats) -> c_int {
-    if vol.is_null() || stats.is_null() {
-        return -libc::EINVAL;
-    }
-    *stats = (*vol).vol.stats().into();
-    0
+/// Copy `json` into `buf` the way snprintf does: returns its length (without
+/// the NUL); writes at most `len` bytes, NUL-terminated when `len > 0`.
+unsafe fn snprint(buf: *mut c_char, len: usize, json: &str) -> c_int {
+    write_err(buf, len, json);
+    json.len().min(c_int::MAX as usize) as c_int
 }
 
-/// 1 when chunk `idx` holds data, 0 when it reads as zeros (never stored or
+/// The volume's statistics as one JSON object (the engine's one list of
+/// counters), snprintf-style: returns the JSON's length; call again with a
+/// larger buffer when that is >= `len`. -EINVAL for NULL `vol`. Never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn ozbd_stats_json(
+    vol: *const ozbd_volume,
+    buf: *mut c_char,
+    len: usize,
+) -> c_int {
+    if vol.is_null() {
+        return -libc::EINVAL;
+    }
+    guard("ozbd_stats_json", -libc::EIO, || {
+        snprint(buf, len, &(*vol).vol.stats().to_json())
+    })
+}
+
+/// The settings the volume runs with (workers, retry, in-flight bounds) and
+/// the Ozone client settings in effect with their sources, as one JSON
+/// object, snprintf-style like `ozbd_stats_json`. Never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn ozbd_settings_json(
+    vol: *const ozbd_volume,
+    buf: *mut c_char,
+    len: usize,
+) -> c_int {
+    if vol.is_null() {
+        return -libc::EINVAL;
+    }
+    guard("ozbd_settings_json", -libc::EIO, || {
+        snprint(buf, len, &(*vol).vol.settings().to_json())
+    })
+}
+
+/// 1 when chunk `idx` may hold data, 0 when it reads as zeros (never stored or
 /// discarded). For extent maps. Never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn ozbd_chunk_allocated(vol: *const ozbd_volume, idx: u64) -> c_int {
@@ -473,55 +416,81 @@ pub unsafe extern "C" fn ozbd_chunk_allocated(vol: *const ozbd_volume, idx: u64)
     if idx >= v.superblock().chunk_count() {
         return -libc::EINVAL;
     }
-    v.allocated_chunks().binary_search(&idx).is_ok() as c_int
+    v.chunk_may_hold_data(idx) as c_int
 }
 
 /// Queue one I/O on any byte range inside the volume (partial blocks are
-/// read-modify-written in order with other requests). `iov`/`iovcnt` hold the data of a READ or WRITE (their total
-/// must equal `len`) and must stay valid until `cb` runs; other operations pass
-/// NULL/0. `cb` is called exactly once, with 0 or a negative errno: usually on
-/// an engine thread, but on the calling thread before this returns when the
-/// request is invalid or needs no work. When a WRITE, WRITE_ZEROES or UNMAP
-/// completes with 0, its data is durable. Never blocks.
+/// read-modify-written in order with other requests). `op` is an `ozbd_op`
+/// value. `iov`/`iovcnt` hold the data of a READ or WRITE (their total must
+/// equal `len`) and must stay valid until `cb` runs; other operations pass
+/// NULL/0.
+///
+/// Returns 0 when the request was accepted: `cb` is then called exactly once,
+/// with 0 or a negative errno, usually on an engine thread but possibly on
+/// the calling thread before this returns (a request with nothing to do).
+/// Returns a negative errno when it was not accepted, and `cb` is never
+/// called: -EAGAIN when the volume's in-flight bound is reached (submit again
+/// after a completion: SPDK completes the I/O with NOMEM, which makes the bdev
+/// layer retry it), -EINVAL for an unknown op, a range beyond the volume or a
+/// buffer of the wrong size (the reason is logged), -EBADF once the volume
+/// is closing. When a WRITE, WRITE_ZEROES or UNMAP completes with 0, its data
+/// is durable. Never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn ozbd_submit(
     vol: *const ozbd_volume,
-    op: ozbd_op,
+    op: c_int,
     offset: u64,
     len: u64,
     iov: *const libc::iovec,
     iovcnt: c_int,
     cb: ozbd_io_cb,
     cb_arg: *mut c_void,
-) {
-    let Some(cb) = cb else { return };
-    let arg = SendPtr(cb_arg);
-    let done: ozbd_chunkstore::Completion = Box::new(move |r: ozbd_chunkstore::Result<()>| {
-        let arg = arg;
-        let status = match r {
-            Ok(()) => 0,
-            Err(e) => {
-                log::warn!("I/O failed: {e}");
-                -e.errno()
-            }
-        };
-        cb(arg.0, status);
-    });
+) -> c_int {
+    let Some(cb) = cb else { return -libc::EINVAL };
     if vol.is_null() {
-        return done(Err(Error::InvalidArgument("vol is NULL".into())));
+        return -libc::EINVAL;
     }
     let op = match op {
-        ozbd_op::Read => Op::Read,
-        ozbd_op::Write => Op::Write,
-        ozbd_op::WriteZeroes => Op::WriteZeroes,
-        ozbd_op::Unmap => Op::Unmap,
-        ozbd_op::Flush => Op::Flush,
+        x if x == ozbd_op::Read as c_int => Op::Read,
+        x if x == ozbd_op::Write as c_int => Op::Write,
+        x if x == ozbd_op::WriteZeroes as c_int => Op::WriteZeroes,
+        x if x == ozbd_op::Unmap as c_int => Op::Unmap,
+        x if x == ozbd_op::Flush as c_int => Op::Flush,
+        other => {
+            log::warn!("ozbd_submit: unknown op {other}: use an ozbd_op value (0 to 4)");
+            return -libc::EINVAL;
+        }
     };
-    let sg = if iov.is_null() || iovcnt <= 0 {
-        SgList::empty()
-    } else {
-        let iovs = std::slice::from_raw_parts(iov, iovcnt as usize);
-        SgList::from_raw(iovs.iter().map(|v| (v.iov_base as *mut u8, v.iov_len)))
-    };
-    (*vol).vol.submit(op, offset, len, sg, done);
+    if iovcnt < 0 || (iovcnt > 0 && iov.is_null()) {
+        return -libc::EINVAL;
+    }
+    let arg = SendPtr(cb_arg);
+    guard("ozbd_submit", -libc::EIO, move || {
+        let done: ozbd_chunkstore::Completion = Box::new(move |r: ozbd_chunkstore::Result<()>| {
+            let arg = arg;
+            let status = match r {
+                Ok(()) => 0,
+                Err(e) => {
+                    log::warn!("I/O failed: {e}");
+                    -e.errno()
+                }
+            };
+            cb(arg.0, status);
+        });
+        let sg = if iovcnt == 0 {
+            SgList::empty()
+        } else {
+            let iovs = std::slice::from_raw_parts(iov, iovcnt as usize);
+            SgList::from_raw(iovs.iter().map(|v| (v.iov_base as *mut u8, v.iov_len)))
+        };
+        match (*vol).vol.try_submit(op, offset, len, sg, done) {
+            Ok(()) => 0,
+            Err(Rejected { error, .. }) => {
+                if !matches!(error, Error::Busy(_)) {
+                    log::warn!("ozbd_submit refused: {error}");
+                }
+                -error.errno()
+            }
+        }
+    })
 }

@@ -1,9 +1,13 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Connecting to the backend a volume URI names.
 //!
 //! Owns: choosing the backend for a scheme (libhdfs for ofs:// and file://, the
-//! process-wide memory registry for mem://) and bounding the time a connect may
-//! take, so an unreachable Ozone Manager gives an error instead of a hang.
-//! Must never: read the user's environment beyond what libhdfs itself reads.
+//! process-wide memory registry for mem://), bounding the time a connect may
+//! take, so an unreachable Ozone Manager gives an error instead of a hang, and
+//! handing the engine's Ozone client defaults (defaults.rs) to the connection:
+//! each applies unless the user's ozone-site.xml or core-site.xml sets the key.
+//! Must never: read the user's environment beyond what libhdfs itself reads, or
+//! override a client key the user's configuration files set.
 
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
@@ -12,6 +16,7 @@ use std::time::Duration;
 use ozbd_backend::memory::MemoryBackend;
 use ozbd_backend::BackendRef;
 
+use crate::defaults::{DEFAULT_CONNECT_TIMEOUT, OZONE_CLIENT_DEFAULTS};
 use crate::error::{Error, Result};
 use crate::uri::{Scheme, VolumeUri};
 
@@ -26,7 +31,7 @@ pub struct ConnectOptions {
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
-            timeout: Duration::from_secs(60),
+            timeout: DEFAULT_CONNECT_TIMEOUT,
             replication: 3,
         }
     }
@@ -81,6 +86,14 @@ fn connect_libhdfs(uri: &VolumeUri, opts: &ConnectOptions) -> Result<BackendRef>
     let fs_uri = uri.fs_uri.clone();
     let lopts = LibhdfsOptions {
         replication: opts.replication,
+        defaults: if uri.scheme == Scheme::Ofs {
+            OZONE_CLIENT_DEFAULTS
+                .iter()
+                .map(|d| (d.key.to_string(), d.value.to_string()))
+                .collect()
+        } else {
+            Vec::new()
+        },
         ..LibhdfsOptions::default()
     };
     with_deadline(format!("connecting to {fs_uri}"), opts.timeout, move || {

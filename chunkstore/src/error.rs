@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Engine errors.
 //!
 //! Owns: the one error type every engine API returns, with messages that say
@@ -25,6 +26,12 @@ pub enum Error {
     Timeout(String),
     #[error("the volume is closed; open it again")]
     Closed,
+    /// The in-flight bound is reached: submit again after a completion.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// A bug caught inside the engine (a panic); the request failed, the engine goes on.
+    #[error("internal error: {0}; this is a bug in bdev_ozone, please report it")]
+    Internal(String),
 }
 
 impl Error {
@@ -40,6 +47,8 @@ impl Error {
             Error::Corrupt(_) => 117,        // EUCLEAN
             Error::Timeout(_) => 110,        // ETIMEDOUT
             Error::Closed => 9,              // EBADF
+            Error::Busy(_) => 11,            // EAGAIN
+            Error::Internal(_) => 5,         // EIO
         }
     }
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! The bdev_ozone engine: a block volume stored as fixed-size chunk files.
 //!
 //! Owns: the volume format, mapping block ranges to chunks, read-modify-write,
@@ -6,17 +7,24 @@
 //! called from; every blocking call runs on the engine's own workers.
 //! See docs/design.md for the update protocol and its crash-safety argument.
 
+mod chunk_io;
 pub mod connect;
+pub mod defaults;
 pub mod error;
-mod io;
+mod retry;
+mod scheduler;
 pub mod sglist;
+pub mod stats;
 pub mod superblock;
 pub mod uri;
 pub mod volume;
 
 pub use connect::{connect, ConnectOptions};
 pub use error::{Error, Result};
-pub use io::{Completion, Op, Stats, DEFAULT_RETRY};
+pub use chunk_io::Op;
+pub use defaults::{DEFAULT_RETRY, DEFAULT_WORKERS};
+pub use scheduler::{Completion, Rejected};
+pub use stats::Stats;
 pub use sglist::SgList;
 pub use superblock::Superblock;
 pub use uri::VolumeUri;

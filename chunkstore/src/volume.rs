@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Volumes: create, open, close, destroy, and the public I/O API.
 //!
 //! Owns: the volume directory layout (`superblock.json` + `chunks/`), checks
@@ -13,16 +14,20 @@ use std::time::Duration;
 use ozbd_backend::{join, BackendRef};
 use uuid::Uuid;
 
+use crate::chunk_io::Op;
+use crate::defaults::{
+    DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY, DEFAULT_WORKERS,
+    MAX_RETRY, MAX_WORKERS,
+};
 use crate::error::{Error, Result};
-use crate::io::{Completion, Engine, Op, Stats, DEFAULT_RETRY};
+use crate::scheduler::{Completion, Engine, Limits, Rejected};
 use crate::sglist::SgList;
+use crate::stats::Stats;
 use crate::superblock::{
     parse_chunk_name, Superblock, CHUNK_DIR, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE,
     SUPERBLOCK_NAME,
 };
 use crate::uri::{Scheme, VolumeUri};
-
-pub const DEFAULT_WORKERS: usize = 8;
 
 /// Parameters of a new volume.
 #[derive(Debug, Clone)]
@@ -44,19 +49,90 @@ impl CreateOptions {
     }
 }
 
-/// How to open a volume. `expect_*` fields, when set, must match the superblock.
-#[derive(Debug, Clone, Default)]
+/// How to open a volume. `Default` gives the engine's defaults (defaults.rs).
+/// `expect_*` fields, when set, must match the superblock.
+#[derive(Debug, Clone)]
 pub struct OpenOptions {
-    /// Worker threads making backend calls (0 = default).
+    /// Worker threads making backend calls (1 to 256).
     pub workers: usize,
-    /// How long a backend call failing transiently (EIO, timeouts, an
-    /// unreachable OM) is retried before the I/O fails: None = DEFAULT_RETRY
-    /// (30 s), zero = fail at the first error.
-    pub retry: Option<Duration>,
+    /// How long, from submit, a request whose backend calls fail transiently
+    /// (EIO, timeouts, an unreachable OM) is retried before it fails; zero:
+    /// fail at the first error.
+    pub retry: Duration,
+    /// In-flight bounds: past either, `try_submit` answers Busy (EAGAIN).
+    pub max_inflight_requests: usize,
+    pub max_inflight_bytes: u64,
     pub expect_size: Option<u64>,
     pub expect_block_size: Option<u32>,
     pub expect_chunk_size: Option<u64>,
     pub expect_uuid: Option<Uuid>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            workers: DEFAULT_WORKERS,
+            retry: DEFAULT_RETRY,
+            max_inflight_requests: DEFAULT_MAX_INFLIGHT_REQUESTS,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            expect_size: None,
+            expect_block_size: None,
+            expect_chunk_size: None,
+            expect_uuid: None,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Check the options; the error says which one is out of range.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(Error::InvalidArgument(format!(
+                "workers {} is out of range: use 1 to {MAX_WORKERS} (default {DEFAULT_WORKERS})",
+                self.workers
+            )));
+        }
+        if self.retry > MAX_RETRY {
+            return Err(Error::InvalidArgument(format!(
+                "retry {} ms is out of range: use 0 to {} ms (default {} ms)",
+                self.retry.as_millis(),
+                MAX_RETRY.as_millis(),
+                DEFAULT_RETRY.as_millis()
+            )));
+        }
+        if self.max_inflight_requests == 0 || self.max_inflight_bytes == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "the in-flight bounds must be at least 1 (defaults: {DEFAULT_MAX_INFLIGHT_REQUESTS} requests, {DEFAULT_MAX_INFLIGHT_BYTES} bytes)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The settings a volume runs with, and the Ozone client settings in effect.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Settings {
+    pub workers: usize,
+    pub retry_ms: u64,
+    pub max_inflight_requests: usize,
+    pub max_inflight_bytes: u64,
+    /// Ozone client keys the engine's guarantees depend on: value and source.
+    pub client: Vec<ClientSettingView>,
+}
+
+/// One Ozone client key in effect.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClientSettingView {
+    pub key: String,
+    pub value: Option<String>,
+    /// "engine default", or the file that set it (e.g. "ozone-site.xml").
+    pub source: String,
+}
+
+impl Settings {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
 }
 
 /// An open volume. Cheap to share between threads (`&Volume` is enough to submit).
@@ -64,13 +140,14 @@ pub struct Volume {
     engine: Arc<Engine>,
     uri: VolumeUri,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    settings: Settings,
 }
 
 impl std::fmt::Debug for Volume {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Volume")
             .field("uri", &self.uri.canonical())
-            .field("superblock", &self.engine.sb)
+            .field("superblock", self.engine.sb())
             .finish()
     }
 }
@@ -146,6 +223,7 @@ impl Volume {
         open: &OpenOptions,
     ) -> Result<(Volume, Vec<String>)> {
         let sb = Superblock::new(opts.size, opts.block_size, opts.chunk_size, opts.uuid)?;
+        open.validate()?;
         let mut notes = Vec::new();
         if let (Some(vol), Some(bucket)) = (&uri.ozone_volume, &uri.bucket) {
             let vpath = format!("/{vol}");
@@ -186,7 +264,7 @@ impl Volume {
         // The superblock goes last: a create interrupted before this point leaves
         // no volume, only an empty directory that open reports as such.
         backend.put(&sbp, &sb.to_json())?;
-        let vol = Volume::start(backend, uri.clone(), sb, &[], open);
+        let vol = Volume::start(backend, uri.clone(), sb, &[], open)?;
         Ok((vol, notes))
     }
 
@@ -219,6 +297,7 @@ impl Volume {
 
     /// Open an existing volume. Its bucket must be FILE_SYSTEM_OPTIMIZED.
     pub fn open(backend: BackendRef, uri: &VolumeUri, opts: &OpenOptions) -> Result<Volume> {
+        opts.validate()?;
         let sb = Volume::inspect(&backend, uri)?;
         if let (Some(vol), Some(bucket)) = (&uri.ozone_volume, &uri.bucket) {
             check_bucket_layout(&backend, vol, bucket)?;
@@ -262,7 +341,7 @@ impl Volume {
                 _ => log::warn!("{chunk_dir}: ignoring unexpected entry '{}'", e.name),
             }
         }
-        Ok(Volume::start(backend, uri.clone(), sb, &present, opts))
+        Volume::start(backend, uri.clone(), sb, &present, opts)
     }
 
     /// Remove a volume and all its data. Without `force`, the directory must hold
@@ -278,39 +357,76 @@ impl Volume {
         Ok(())
     }
 
+    /// Start the volume's worker and timer threads. Fails, and leaves no
+    /// thread behind, if any of them cannot be started.
     fn start(
         backend: BackendRef,
         uri: VolumeUri,
         sb: Superblock,
         present: &[u64],
         opts: &OpenOptions,
-    ) -> Volume {
-        let retry = opts.retry.unwrap_or(DEFAULT_RETRY);
-        let engine = Arc::new(Engine::new(backend, sb, &uri.dir, present, retry));
-        let n = if opts.workers == 0 {
-            DEFAULT_WORKERS
-        } else {
-            opts.workers
+    ) -> Result<Volume> {
+        let limits = Limits {
+            retry_for: opts.retry,
+            max_requests: opts.max_inflight_requests,
+            max_bytes: opts.max_inflight_bytes,
         };
-        let handles = (0..n)
-            .filter_map(|i| {
-                let e = engine.clone();
-                std::thread::Builder::new()
-                    .name(format!("ozbd-io-{i}"))
-                    .spawn(move || e.worker_loop())
-                    .map_err(|err| log::error!("cannot start I/O worker {i}: {err}"))
-                    .ok()
+        let client = backend
+            .client_settings()
+            .into_iter()
+            .map(|c| ClientSettingView {
+                key: c.key,
+                value: c.value,
+                source: c.source,
             })
             .collect();
-        Volume {
-            engine,
+        let settings = Settings {
+            workers: opts.workers,
+            retry_ms: opts.retry.as_millis() as u64,
+            max_inflight_requests: opts.max_inflight_requests,
+            max_inflight_bytes: opts.max_inflight_bytes,
+            client,
+        };
+        let engine = Arc::new(Engine::new(backend, sb, &uri.dir, present, limits));
+        let vol = Volume {
+            engine: engine.clone(),
             uri,
-            workers: Mutex::new(handles),
-        }
+            workers: Mutex::new(Vec::new()),
+            settings,
+        };
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(f)
+                .map_err(|e| {
+                    Error::Internal(format!(
+                        "cannot start thread {name}: {e}; raise the process's thread or memory limits (ulimit -u, cgroup pids.max)"
+                    ))
+                })
+        };
+        let mut handles = Vec::with_capacity(opts.workers + 1);
+        let e = engine.clone();
+        let started = spawn("ozbd-timer".into(), Box::new(move || e.timer_loop()))
+            .map(|h| handles.push(h))
+            .and_then(|()| {
+                (0..opts.workers).try_for_each(|i| {
+                    let e = engine.clone();
+                    spawn(format!("ozbd-io-{i}"), Box::new(move || e.worker_loop()))
+                        .map(|h| handles.push(h))
+                })
+            });
+        *vol.workers.lock().unwrap_or_else(|e| e.into_inner()) = handles;
+        // On failure, dropping `vol` stops and joins the threads already started.
+        started.map(|()| vol)
+    }
+
+    /// The settings this volume runs with, and the Ozone client settings in effect.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     pub fn superblock(&self) -> &Superblock {
-        &self.engine.sb
+        self.engine.sb()
     }
 
     pub fn uri(&self) -> &VolumeUri {
@@ -321,19 +437,64 @@ impl Volume {
         self.engine.stats()
     }
 
-    /// Chunk indices that hold data; every other chunk reads as zeros.
+    /// Chunk indices that may hold data; every other chunk reads as zeros.
     pub fn allocated_chunks(&self) -> Vec<u64> {
-        self.engine.allocated()
+        self.engine.io.allocated()
     }
 
-    /// Queue a request; `done` runs once when it completes, on a worker thread.
-    /// When a WRITE, WRITE_ZEROES or UNMAP completes Ok, its effect is durable.
-    /// A completion must not close the volume.
+    /// Whether chunk `idx` may hold data (false: it reads as zeros). Never blocks.
+    pub fn chunk_may_hold_data(&self, idx: u64) -> bool {
+        idx < self.superblock().chunk_count() && self.engine.io.may_hold_data(idx)
+    }
+
+    /// Chunks waiting for a retry of a transiently failed operation.
+    pub fn chunks_waiting_for_retry(&self) -> usize {
+        self.engine.parked()
+    }
+
+    /// Queue a request without blocking, or hand it back: `Error::Busy` when the
+    /// in-flight bound is reached (submit again after a completion),
+    /// `InvalidArgument` for a range outside the volume, `Closed`. When it
+    /// returns Ok, `done` runs exactly once: on a worker thread, or before this
+    /// returns when there is nothing to do. When a WRITE, WRITE_ZEROES or UNMAP
+    /// completes Ok, its effect is durable. A completion must not close the
+    /// volume.
     ///
     /// # Safety
     /// For READ and WRITE, `sg`'s memory must stay valid until `done` runs.
+    pub unsafe fn try_submit(
+        &self,
+        op: Op,
+        offset: u64,
+        len: u64,
+        sg: SgList,
+        done: Completion,
+    ) -> std::result::Result<(), Rejected> {
+        self.engine.try_submit(op, offset, len, sg, done)
+    }
+
+    /// Queue a request; `done` runs once when it completes, with the request's
+    /// error if it was refused. Waits (blocks the caller) while the in-flight
+    /// bound is reached, so use `try_submit` on threads that must not block.
+    ///
+    /// # Safety
+    /// As for `try_submit`.
     pub unsafe fn submit(&self, op: Op, offset: u64, len: u64, sg: SgList, done: Completion) {
-        self.engine.submit(op, offset, len, sg, done)
+        let (mut sg, mut done) = (sg, done);
+        loop {
+            match self.engine.try_submit(op, offset, len, sg, done) {
+                Ok(()) => return,
+                Err(Rejected {
+                    error: Error::Busy(_),
+                    sg: s,
+                    done: d,
+                }) => {
+                    self.engine.wait_for_room(op, offset, len);
+                    (sg, done) = (s, d);
+                }
+                Err(r) => return (r.done)(Err(r.error)),
+            }
+        }
     }
 
     fn run(&self, op: Op, offset: u64, len: u64, sg: SgList) -> Result<()> {
@@ -341,7 +502,8 @@ impl Volume {
         let done: Completion = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        self.engine.submit(op, offset, len, sg, done);
+        // SAFETY: the caller's buffer outlives this call, which waits for `done`.
+        unsafe { self.submit(op, offset, len, sg, done) };
         rx.recv().unwrap_or(Err(Error::Closed))
     }
 

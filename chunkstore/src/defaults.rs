@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The one source of the engine's defaults and limits.
+//!
+//! Owns: every default a front end may show or fall back to (workers, retry,
+//! connect timeout, admission bounds) and the Ozone client settings the
+//! engine's guarantees depend on. The C ABI exports these through
+//! `ozbd_params_init`; the SPDK module, the nbdkit plugin and `ozbd` read them
+//! from there, never from a copy.
+//! Must never: hold a value that a front end repeats; a default changed here is
+//! changed for every front end.
+
+use std::time::Duration;
+
+/// Worker threads making blocking backend calls for one volume.
+pub const DEFAULT_WORKERS: usize = 8;
+/// Most worker threads a volume may ask for.
+pub const MAX_WORKERS: usize = 256;
+/// How long a request whose backend calls fail transiently (a datanode or the
+/// OM restarting) keeps being retried before it fails, counted from submit.
+pub const DEFAULT_RETRY: Duration = Duration::from_secs(30);
+/// Longest retry window a volume may ask for.
+pub const MAX_RETRY: Duration = Duration::from_secs(3600);
+/// How long connecting to the backend (JVM start, first OM round trip) may take.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests in flight at once before submit answers "busy" (EAGAIN).
+pub const DEFAULT_MAX_INFLIGHT_REQUESTS: usize = 1024;
+/// Bytes of request data (and piece bookkeeping) in flight before submit
+/// answers "busy" (EAGAIN).
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 << 20;
+
+/// An Ozone client setting the engine sets on its own connection unless the
+/// user's `ozone-site.xml` or `core-site.xml` sets the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientDefault {
+    pub key: &'static str,
+    pub value: &'static str,
+    /// Which guarantee depends on it.
+    pub why: &'static str,
+}
+
+/// The Ozone client settings the engine's guarantees depend on. They apply to
+/// the engine's own `FileSystem` instance only. See docs/design.md, "Client
+/// settings the engine owns".
+pub const OZONE_CLIENT_DEFAULTS: &[ClientDefault] = &[
+    ClientDefault {
+        key: "hdds.ratis.client.request.watch.type",
+        value: "MAJORITY_COMMITTED",
+        why: "a write completes once 2 of 3 replicas commit it: one datanode down does not hold writes for the 3 min watch timeout",
+    },
+    ClientDefault {
+        key: "hdds.ratis.raft.client.rpc.request.timeout",
+        value: "8s",
+        why: "a hung Ratis leader is abandoned for the new one after 8 s instead of 60 s",
+    },
+    ClientDefault {
+        key: "hdds.ratis.raft.client.rpc.watch.request.timeout",
+        value: "8s",
+        why: "a watch on a hung datanode gives up after 8 s instead of 180 s",
+    },
+    ClientDefault {
+        key: "ozone.client.read.timeout",
+        value: "3s",
+        why: "a read that hits a hung datanode tries the next replica after 3 s instead of 30 s",
+    },
+    ClientDefault {
+        key: "ozone.network.topology.aware.read",
+        value: "false",
+        why: "replicas are tried in random order, so one hung datanode is not every read's first choice",
+    },
+    ClientDefault {
+        key: "ozone.client.failover.max.attempts",
+        value: "5",
+        why: "an unreachable OM fails a call in about 15 s (the default retries for hours), so the engine's per-request deadline is met",
+    },
+    ClientDefault {
+        key: "ozone.client.wait.between.retries.millis",
+        value: "500",
+        why: "OM failover attempts 0.5 s apart",
+    },
+    ClientDefault {
+        key: "ozone.om.client.rpc.timeout",
+        value: "8s",
+        why: "a hung OM (accepts, never answers) fails one RPC after 8 s instead of 15 min",
+    },
+    ClientDefault {
+        key: "ipc.client.connect.max.retries",
+        value: "2",
+        why: "bounded connect retries to a stopped OM",
+    },
+    ClientDefault {
+        key: "ipc.client.connect.retry.interval",
+        value: "500",
+        why: "bounded connect retries to a stopped OM",
+    },
+    ClientDefault {
+        key: "ipc.client.connect.max.retries.on.timeouts",
+        value: "2",
+        why: "bounded connect retries to a stopped OM",
+    },
+    ClientDefault {
+        key: "ipc.client.connect.timeout",
+        value: "3000",
+        why: "bounded connect retries to a stopped OM",
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_defaults_are_unique_and_explained() {
+        let mut keys: Vec<_> = OZONE_CLIENT_DEFAULTS.iter().map(|d| d.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), OZONE_CLIENT_DEFAULTS.len(), "duplicate key");
+        for d in OZONE_CLIENT_DEFAULTS {
+            assert!(!d.value.is_empty() && d.why.len() > 10, "{d:?}");
+        }
+    }
+}

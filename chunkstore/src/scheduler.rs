@@ -1,0 +1,547 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The scheduler: admission, per-chunk ordering, workers, retries, FLUSH, and
+//! completion of requests.
+//!
+//! Owns: splitting requests into chunk pieces; admission control (a bound on
+//! requests and bytes in flight: past it, `try_submit` answers Busy/EAGAIN);
+//! per-chunk FIFO queues (pieces for one chunk run one batch at a time, in
+//! submission order; different chunks run in parallel); batching consecutive
+//! mutations of one chunk into one chunk update; each request's retry deadline,
+//! set at submit; parking a chunk whose operation failed transiently on the
+//! timer queue until its back-off has passed (no worker sleeps); the FLUSH
+//! barrier; catching a panic in a worker (its pieces fail with EIO, the worker
+//! lives on); completing requests; the in-flight statistics. Ranges need not be
+//! block-aligned: a partial block is part of its chunk's read-modify-write.
+//! Must never: block the submitting thread (`try_submit` only queues work),
+//! call a completion while holding a lock, let a request outlive its deadline
+//! by more than one backend call, or let a panic leave a request incomplete.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ozbd_backend::BackendRef;
+
+use crate::chunk_io::{ChunkIo, Op, PieceRef};
+use crate::error::{Error, Result};
+use crate::retry::{is_transient_error, pause_after, TimerQueue};
+use crate::sglist::SgList;
+use crate::stats::{Counters, Stats};
+use crate::superblock::Superblock;
+
+/// Called exactly once per accepted request, on an engine worker thread (or on
+/// the submitting thread when the request needs no work).
+pub type Completion = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// A request `try_submit` did not accept: its completion was not called, and
+/// its buffers are handed back.
+pub struct Rejected {
+    pub error: Error,
+    pub sg: SgList,
+    pub done: Completion,
+}
+
+/// Most mutations folded into one chunk update.
+const MAX_BATCH: usize = 64;
+
+/// Bounds and retry window of one volume's scheduler.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) retry_for: Duration,
+    pub(crate) max_requests: usize,
+    pub(crate) max_bytes: u64,
+}
+
+struct Request {
+    op: Op,
+    sg: SgList,
+    remaining: AtomicUsize,
+    error: Mutex<Option<Error>>,
+    done: Mutex<Option<Completion>>,
+    seq: u64,
+    /// Past this instant a failing request is not tried again.
+    deadline: Instant,
+    /// What the request counts against the in-flight byte bound.
+    cost: u64,
+}
+
+struct Piece {
+    req: Arc<Request>,
+    off: usize,
+    len: usize,
+    sg_off: usize,
+}
+
+impl Piece {
+    fn as_ref(&self) -> PieceRef<'_> {
+        PieceRef {
+            op: self.req.op,
+            sg: &self.req.sg,
+            off: self.off,
+            len: self.len,
+            sg_off: self.sg_off,
+        }
+    }
+}
+
+#[derive(Default)]
+struct SchedState {
+    /// Present while the chunk is queued, being processed or parked.
+    queues: HashMap<u64, VecDeque<Piece>>,
+    ready: VecDeque<u64>,
+    /// Sequence numbers of accepted requests not yet completed (not FLUSHes).
+    inflight: BTreeSet<u64>,
+    inflight_bytes: u64,
+    flushes: Vec<(u64, Completion)>,
+    /// Consecutive failed attempts per chunk (absent: none).
+    failures: HashMap<u64, u32>,
+    next_seq: u64,
+    closing: bool,
+    shutdown: bool,
+}
+
+pub(crate) struct Engine {
+    pub(crate) io: ChunkIo,
+    limits: Limits,
+    sched: Mutex<SchedState>,
+    work: Condvar,
+    /// Signalled when requests complete: admission waiters and shutdown.
+    idle: Condvar,
+    timers: TimerQueue<u64>,
+    pub(crate) counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Completions are user code; a panic there must not wedge the engine.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Engine {
+    pub(crate) fn new(
+        backend: BackendRef,
+        sb: Superblock,
+        dir: &str,
+        present: &[u64],
+        limits: Limits,
+    ) -> Self {
+        Engine {
+            io: ChunkIo::new(backend, sb, dir, present),
+            limits,
+            sched: Mutex::new(SchedState::default()),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            timers: TimerQueue::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn sb(&self) -> &Superblock {
+        &self.io.sb
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.counters.snapshot(self.io.allocated_count())
+    }
+
+    fn validate(&self, op: Op, offset: u64, len: u64, sg: &SgList) -> Result<()> {
+        if op == Op::Flush {
+            return Ok(());
+        }
+        let size = self.io.sb.size;
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(Error::InvalidArgument(format!(
+                "range {offset}+{len} is beyond the end of the volume ({size} bytes)"
+            )));
+        }
+        if matches!(op, Op::Read | Op::Write) && sg.len() as u64 != len {
+            return Err(Error::InvalidArgument(format!(
+                "buffer holds {} bytes but the request is for {len}",
+                sg.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Queue a request, or refuse it: Busy when the in-flight bound is reached
+    /// (try again after a completion), InvalidArgument, or Closed. When
+    /// accepted, `done` runs exactly once (possibly before this returns).
+    pub(crate) fn try_submit(
+        &self,
+        op: Op,
+        offset: u64,
+        len: u64,
+        sg: SgList,
+        done: Completion,
+    ) -> std::result::Result<(), Rejected> {
+        if let Err(error) = self.validate(op, offset, len, &sg) {
+            Counters::bump(&self.counters.errors);
+            return Err(Rejected { error, sg, done });
+        }
+        let cs = self.io.sb.chunk_size;
+        let (first, last) = if len == 0 {
+            (0, 0)
+        } else {
+            (offset / cs, (offset + len - 1) / cs)
+        };
+        let pieces = last - first + 1;
+        let cost = self.cost(op, offset, len);
+
+        let mut st = lock(&self.sched);
+        if st.closing {
+            drop(st);
+            return Err(Rejected {
+                error: Error::Closed,
+                sg,
+                done,
+            });
+        }
+        if op != Op::Flush && len != 0 && !self.has_room(&st, cost) {
+            drop(st);
+            Counters::bump(&self.counters.busy);
+            return Err(Rejected {
+                error: Error::Busy(format!(
+                    "{} requests or {} bytes in flight: try again after a completion",
+                    self.limits.max_requests, self.limits.max_bytes
+                )),
+                sg,
+                done,
+            });
+        }
+        let counter = match op {
+            Op::Read => &self.counters.reads,
+            Op::Write => &self.counters.writes,
+            Op::WriteZeroes => &self.counters.zeroes,
+            Op::Unmap => &self.counters.unmaps,
+            Op::Flush => &self.counters.flushes,
+        };
+        Counters::bump(counter);
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        if op == Op::Flush {
+            if st.inflight.is_empty() {
+                drop(st);
+                done(Ok(()));
+                return Ok(());
+            }
+            st.flushes.push((seq, done));
+            return Ok(());
+        }
+        if len == 0 {
+            drop(st);
+            done(Ok(()));
+            return Ok(());
+        }
+        let req = Arc::new(Request {
+            op,
+            sg,
+            remaining: AtomicUsize::new(pieces as usize),
+            error: Mutex::new(None),
+            done: Mutex::new(Some(done)),
+            seq,
+            deadline: Instant::now() + self.limits.retry_for,
+            cost,
+        });
+        st.inflight.insert(seq);
+        st.inflight_bytes += cost;
+        self.publish_inflight(&st);
+        let mut woke = 0;
+        for c in first..=last {
+            let cstart = c * cs;
+            let s = offset.max(cstart);
+            let e = (offset + len).min(cstart + cs);
+            let piece = Piece {
+                req: req.clone(),
+                off: (s - cstart) as usize,
+                len: (e - s) as usize,
+                sg_off: (s - offset) as usize,
+            };
+            match st.queues.get_mut(&c) {
+                Some(q) => q.push_back(piece),
+                None => {
+                    st.queues.insert(c, VecDeque::from([piece]));
+                    st.ready.push_back(c);
+                    woke += 1;
+                }
+            }
+        }
+        drop(st);
+        for _ in 0..woke {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// What a request counts against the in-flight byte bound: its data, or
+    /// for data-less requests the bookkeeping of its pieces.
+    fn cost(&self, op: Op, offset: u64, len: u64) -> u64 {
+        let cs = self.io.sb.chunk_size;
+        match op {
+            Op::Read | Op::Write => len,
+            Op::Flush => 0,
+            _ if len == 0 => 0,
+            _ => {
+                let pieces = (offset + len - 1) / cs - offset / cs + 1;
+                pieces * std::mem::size_of::<Piece>() as u64
+            }
+        }
+    }
+
+    /// Whether a request of `cost` bytes may be admitted now. An empty engine
+    /// admits anything, so one request larger than the bound still runs.
+    fn has_room(&self, st: &SchedState, cost: u64) -> bool {
+        st.inflight.is_empty()
+            || (st.inflight.len() < self.limits.max_requests
+                && st.inflight_bytes + cost <= self.limits.max_bytes)
+    }
+
+    /// Block until a request like this one would be admitted (or the volume
+    /// closes). For blocking callers only; never on an SPDK reactor.
+    pub(crate) fn wait_for_room(&self, op: Op, offset: u64, len: u64) {
+        let cost = self.cost(op, offset, len);
+        let st = lock(&self.sched);
+        let _unused = self
+            .idle
+            .wait_while(st, |s| !s.closing && !self.has_room(s, cost))
+            .unwrap_or_else(|e| e.into_inner());
+    }
+
+    fn publish_inflight(&self, st: &SchedState) {
+        self.counters
+            .inflight
+            .store(st.inflight.len() as u64, Ordering::Relaxed);
+        self.counters
+            .inflight_bytes
+            .store(st.inflight_bytes, Ordering::Relaxed);
+    }
+
+    /// Wait until nothing is queued or in flight, then stop the workers and
+    /// the timer thread.
+    pub(crate) fn shutdown(&self) {
+        let mut st = lock(&self.sched);
+        st.closing = true;
+        self.idle.notify_all();
+        while !st.inflight.is_empty() || !st.flushes.is_empty() {
+            st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.shutdown = true;
+        drop(st);
+        self.timers.stop();
+        self.work.notify_all();
+    }
+
+    /// The body of the timer thread: bring parked chunks back when due.
+    pub(crate) fn timer_loop(&self) {
+        while let Some(chunk) = self.timers.next_due() {
+            lock(&self.sched).ready.push_back(chunk);
+            self.work.notify_one();
+        }
+    }
+
+    /// Chunks waiting for a retry.
+    pub(crate) fn parked(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Run one batch (a read, or consecutive mutations of one chunk), once.
+    fn run_batch(&self, chunk: u64, batch: &[Piece]) -> Result<()> {
+        let refs: Vec<PieceRef<'_>> = batch.iter().map(Piece::as_ref).collect();
+        match refs.first() {
+            Some(p) if p.op == Op::Read => self.io.read(chunk, p, &self.counters),
+            Some(_) => self.io.mutate(chunk, &refs, &self.counters),
+            None => Ok(()),
+        }
+    }
+
+    /// The body of each worker thread.
+    pub(crate) fn worker_loop(&self) {
+        loop {
+            let mut st = lock(&self.sched);
+            let chunk = loop {
+                if let Some(c) = st.ready.pop_front() {
+                    break c;
+                }
+                if st.shutdown {
+                    return;
+                }
+                st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            };
+            let batch = take_batch(st.queues.get_mut(&chunk));
+            drop(st);
+
+            let result = catch_unwind(AssertUnwindSafe(|| self.run_batch(chunk, &batch)))
+                .unwrap_or_else(|p| {
+                    Counters::bump(&self.counters.panics);
+                    let msg = panic_text(p.as_ref());
+                    log::error!(
+                        "internal error (panic) on chunk {chunk}: {msg}; its requests fail with EIO. This is a bug: please report it"
+                    );
+                    Err(Error::Internal(format!("panic on chunk {chunk}: {msg}")))
+                });
+
+            let parked = match result {
+                Ok(()) => {
+                    if let Some(n) = lock(&self.sched).failures.remove(&chunk) {
+                        log::warn!("chunk {chunk}: succeeded after {n} failed attempt(s)");
+                    }
+                    self.finish_all(batch, &Ok(()));
+                    false
+                }
+                Err(e) if is_transient_error(&e) => self.retry_later(chunk, batch, e),
+                Err(e) => {
+                    lock(&self.sched).failures.remove(&chunk);
+                    self.finish_all(batch, &Err(e));
+                    false
+                }
+            };
+            if parked {
+                continue; // on the timer queue, its pieces back at the front
+            }
+
+            let mut st = lock(&self.sched);
+            let requeue = match st.queues.get(&chunk) {
+                Some(q) if !q.is_empty() => true,
+                _ => {
+                    st.queues.remove(&chunk);
+                    false
+                }
+            };
+            if requeue {
+                st.ready.push_back(chunk);
+                drop(st);
+                self.work.notify_one();
+            }
+        }
+    }
+
+    /// A batch failed transiently: fail the pieces whose deadline comes before
+    /// the next attempt, put the others back at the front of the chunk's queue
+    /// and park the chunk until the back-off has passed. Returns whether it
+    /// parked the chunk.
+    fn retry_later(&self, chunk: u64, batch: Vec<Piece>, e: Error) -> bool {
+        let mut st = lock(&self.sched);
+        let failures = {
+            let n = st.failures.entry(chunk).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let retry_at = Instant::now() + pause_after(failures);
+        let (keep, expired): (Vec<Piece>, Vec<Piece>) =
+            batch.into_iter().partition(|p| p.req.deadline > retry_at);
+        let parked = !keep.is_empty();
+        if parked {
+            let q = st.queues.entry(chunk).or_default();
+            for p in keep.into_iter().rev() {
+                q.push_front(p);
+            }
+            Counters::bump(&self.counters.retries);
+            self.timers.schedule(retry_at, chunk);
+        } else {
+            st.failures.remove(&chunk);
+        }
+        drop(st);
+        if failures == 1 && parked {
+            log::warn!(
+                "{e}; retrying chunk {chunk} until its requests' deadlines (up to {} s after submit)",
+                self.limits.retry_for.as_secs_f64().round()
+            );
+        }
+        if !expired.is_empty() {
+            log::warn!(
+                "chunk {chunk}: giving up on {} request piece(s) after {failures} attempt(s): their {} s retry deadline passed",
+                expired.len(),
+                self.limits.retry_for.as_secs_f64().round()
+            );
+            self.counters
+                .deadline_failures
+                .fetch_add(expired.len() as u64, Ordering::Relaxed);
+            self.finish_all(expired, &Err(e));
+        }
+        parked
+    }
+
+    fn finish_all(&self, batch: Vec<Piece>, result: &Result<()>) {
+        for p in batch {
+            self.finish_piece(p, result.clone());
+        }
+    }
+
+    fn finish_piece(&self, p: Piece, result: Result<()>) {
+        let req = p.req;
+        if let Err(e) = result {
+            let mut slot = lock(&req.error);
+            if slot.is_none() {
+                *slot = Some(e);
+            }
+        }
+        if req.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let result = match lock(&req.error).take() {
+            Some(e) => {
+                Counters::bump(&self.counters.errors);
+                Err(e)
+            }
+            None => {
+                let n = req.sg.len() as u64;
+                match req.op {
+                    Op::Read => self.counters.bytes_read.fetch_add(n, Ordering::Relaxed),
+                    Op::Write => self.counters.bytes_written.fetch_add(n, Ordering::Relaxed),
+                    _ => 0,
+                };
+                Ok(())
+            }
+        };
+        if let Some(done) = lock(&req.done).take() {
+            if catch_unwind(AssertUnwindSafe(|| done(result))).is_err() {
+                Counters::bump(&self.counters.panics);
+                log::error!("a completion callback panicked; the engine goes on");
+            }
+        }
+        // Only now may flushes submitted after this request's seq complete.
+        let mut st = lock(&self.sched);
+        st.inflight.remove(&req.seq);
+        st.inflight_bytes -= req.cost;
+        self.publish_inflight(&st);
+        let oldest = st.inflight.first().copied().unwrap_or(u64::MAX);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.flushes)
+            .into_iter()
+            .partition(|(seq, _)| *seq < oldest);
+        st.flushes = waiting;
+        drop(st);
+        self.idle.notify_all();
+        for (_, done) in ready {
+            if catch_unwind(AssertUnwindSafe(|| done(Ok(())))).is_err() {
+                Counters::bump(&self.counters.panics);
+                log::error!("a FLUSH completion callback panicked; the engine goes on");
+            }
+        }
+    }
+}
+
+/// The next unit of work for a chunk: one read, or consecutive mutations.
+fn take_batch(queue: Option<&mut VecDeque<Piece>>) -> Vec<Piece> {
+    let Some(q) = queue else { return Vec::new() };
+    let mut batch = Vec::new();
+    while let Some(p) = q.front() {
+        let is_read = p.req.op == Op::Read;
+        if (is_read && !batch.is_empty()) || batch.len() >= MAX_BATCH {
+            break;
+        }
+        if let Some(p) = q.pop_front() {
+            batch.push(p);
+        }
+        if is_read {
+            break;
+        }
+    }
+    batch
+}
