@@ -31,7 +31,7 @@ fn create_retrying(backend: BackendRef, size: u64, retry: Duration) -> Volume {
     o.block_size = BS as u32;
     o.chunk_size = CS;
     let open = OpenOptions {
-        retry: Some(retry),
+        retry,
         ..OpenOptions::default()
     };
     Volume::create(backend, &uri(), &o, &open).unwrap().0
@@ -514,6 +514,8 @@ struct Gate {
     inner: MemoryBackend,
     open: std::sync::Mutex<bool>,
     cv: std::sync::Condvar,
+    /// Puts waiting at the gate.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl ozbd_backend::Backend for Gate {
@@ -522,9 +524,11 @@ impl ozbd_backend::Backend for Gate {
     }
     fn put(&self, p: &str, d: &[u8]) -> ozbd_backend::Result<()> {
         let mut g = self.open.lock().unwrap();
+        self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         while !*g {
             g = self.cv.wait(g).unwrap();
         }
+        self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         drop(g);
         self.inner.put(p, d)
     }
@@ -553,6 +557,7 @@ fn queued_small_writes_are_batched_into_one_update() {
         inner: MemoryBackend::new(),
         open: std::sync::Mutex::new(true),
         cv: std::sync::Condvar::new(),
+        waiting: std::sync::atomic::AtomicUsize::new(0),
     });
     let vol = create(gate.clone(), 4 * CS);
     *gate.open.lock().unwrap() = false;
@@ -567,7 +572,12 @@ fn queued_small_writes_are_batched_into_one_update() {
     let txc = tx.clone();
     let done = Box::new(move |r| txc.send(r).unwrap());
     unsafe { vol.submit(Op::Flush, 0, 0, SgList::empty(), done) };
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Wait until a worker is inside the backend's put (not a guessed delay).
+    let t = Instant::now();
+    while gate.waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "no put reached the backend");
+        std::thread::yield_now();
+    }
     assert!(
         rx.try_recv().is_err(),
         "nothing completes while the backend is stuck"
