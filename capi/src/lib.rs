@@ -25,10 +25,10 @@ use ozbd_chunkstore::{
     connect, ConnectOptions, CreateOptions, Error, Op, Rejected, SgList, Volume, VolumeUri,
 };
 
+use params::{cstr, Params};
 pub use params::{
     ozbd_params, ozbd_params_init, OZBD_CREATE_NEW, OZBD_OPEN_EXISTING, OZBD_OPEN_OR_CREATE,
 };
-use params::{cstr, Params};
 
 /// An open volume.
 pub struct ozbd_volume {
@@ -184,9 +184,11 @@ fn open_on_engine_thread(
 ) -> Result<std::thread::JoinHandle<()>, Error> {
     let mask = params.as_ref().ok().and_then(|p| p.cpumask.clone());
     on_engine_thread(mask, move || {
-        let r = guard("ozbd_open", Err(Error::Internal("panic in open".into())), || {
-            params.and_then(open_impl)
-        });
+        let r = guard(
+            "ozbd_open",
+            Err(Error::Internal("panic in open".into())),
+            || params.and_then(open_impl),
+        );
         report(r)
     })
 }
@@ -216,7 +218,9 @@ pub unsafe extern "C" fn ozbd_open(
             let _ = tx.send(r);
         })
         .and_then(|h| {
-            let r = rx.recv().unwrap_or(Err(Error::Internal("the open thread died".into())));
+            let r = rx
+                .recv()
+                .unwrap_or(Err(Error::Internal("the open thread died".into())));
             let _ = h.join();
             r
         });
@@ -252,22 +256,26 @@ pub unsafe extern "C" fn ozbd_open_async(
     init_logging();
     let Some(cb) = cb else { return -libc::EINVAL };
     let arg = SendPtr(cb_arg);
-    let started = guard("ozbd_open_async", Err(Error::Internal("panic".into())), || {
-        open_on_engine_thread(params::parse(uri, params), move |r| {
-            let arg = arg;
-            match r {
-                Ok((vol, c)) => {
-                    let v = Box::into_raw(Box::new(ozbd_volume { vol }));
-                    cb(arg.0, v, 0, c as c_int, c"".as_ptr());
+    let started = guard(
+        "ozbd_open_async",
+        Err(Error::Internal("panic".into())),
+        || {
+            open_on_engine_thread(params::parse(uri, params), move |r| {
+                let arg = arg;
+                match r {
+                    Ok((vol, c)) => {
+                        let v = Box::into_raw(Box::new(ozbd_volume { vol }));
+                        cb(arg.0, v, 0, c as c_int, c"".as_ptr());
+                    }
+                    Err(e) => {
+                        let msg = std::ffi::CString::new(e.to_string().replace('\0', " "))
+                            .unwrap_or_default();
+                        cb(arg.0, ptr::null_mut(), -e.errno(), 0, msg.as_ptr());
+                    }
                 }
-                Err(e) => {
-                    let msg = std::ffi::CString::new(e.to_string().replace('\0', " "))
-                        .unwrap_or_default();
-                    cb(arg.0, ptr::null_mut(), -e.errno(), 0, msg.as_ptr());
-                }
-            }
-        })
-    });
+            })
+        },
+    );
     match started {
         Ok(_) => 0,
         Err(_) => -libc::EAGAIN,

@@ -11,6 +11,7 @@ unsafe extern "C" fn io_done(arg: *mut c_void, status: c_int) {
     tx.send(status).unwrap();
 }
 
+/// Submit and wait: the completion's status, or the refusal's errno.
 fn submit(vol: *mut ozbd_volume, op: ozbd_op, off: u64, len: u64, iov: &[libc::iovec]) -> c_int {
     let (tx, rx) = mpsc::channel();
     let arg = Box::into_raw(Box::new(tx)) as *mut c_void;
@@ -19,21 +20,38 @@ fn submit(vol: *mut ozbd_volume, op: ozbd_op, off: u64, len: u64, iov: &[libc::i
     } else {
         (iov.as_ptr(), iov.len() as c_int)
     };
-    unsafe { ozbd_submit(vol, op, off, len, p, n, Some(io_done), arg) };
+    let rc = unsafe { ozbd_submit(vol, op as c_int, off, len, p, n, Some(io_done), arg) };
+    if rc != 0 {
+        // Not accepted: the callback never runs; reclaim its argument.
+        drop(unsafe { Box::from_raw(arg as *mut mpsc::Sender<c_int>) });
+        return rc;
+    }
     rx.recv().unwrap()
 }
 
 fn params(size: u64, mode: c_int) -> ozbd_params {
-    ozbd_params {
-        size,
-        block_size: 512,
-        chunk_size: 64 << 10,
-        uuid: ptr::null(),
-        mode,
-        workers: 2,
-        timeout_ms: 0,
-        retry_ms: 0,
-    }
+    let mut p = unsafe { std::mem::zeroed::<ozbd_params>() };
+    assert_eq!(
+        unsafe { ozbd_params_init(&mut p, std::mem::size_of::<ozbd_params>()) },
+        0
+    );
+    p.size = size;
+    p.block_size = 512;
+    p.chunk_size = 64 << 10;
+    p.mode = mode;
+    p.workers = 2;
+    p
+}
+
+fn stats(vol: *const ozbd_volume) -> serde_json::Value {
+    let mut buf = vec![0 as c_char; 16];
+    let n = unsafe { ozbd_stats_json(vol, buf.as_mut_ptr(), buf.len()) };
+    assert!(n > 16, "a short buffer reports the length needed: {n}");
+    buf.resize(n as usize + 1, 0);
+    let m = unsafe { ozbd_stats_json(vol, buf.as_mut_ptr(), buf.len()) };
+    assert_eq!(m, n);
+    let s = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
+    serde_json::from_str(s).unwrap()
 }
 
 #[test]
@@ -108,14 +126,33 @@ fn open_io_stats_close_destroy() {
     assert_eq!(unsafe { ozbd_chunk_allocated(vol, 2) }, 0);
     assert_eq!(submit(vol, ozbd_op::Unmap, 0, 1 << 20, &[]), 0);
     assert_eq!(unsafe { ozbd_chunk_allocated(vol, 0) }, 0);
-    // Beyond the end: -EINVAL through the callback.
+    // Beyond the end: refused with -EINVAL, and the callback never runs.
     assert_eq!(
         submit(vol, ozbd_op::WriteZeroes, (1 << 20) - 511, 512, &[]),
         -libc::EINVAL
     );
-    let mut st = ozbd_stats::default();
-    assert_eq!(unsafe { ozbd_get_stats(vol, &mut st) }, 0);
-    assert_eq!((st.writes, st.reads, st.unmaps, st.errors), (1, 1, 1, 1));
+    // An op value outside the enum (C can pass any int): -EINVAL, no UB.
+    for bad in [5, -1, 1000] {
+        let rc = unsafe {
+            ozbd_submit(
+                vol,
+                bad,
+                0,
+                512,
+                ptr::null(),
+                0,
+                Some(io_done),
+                ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, -libc::EINVAL, "op {bad}");
+    }
+    let st = stats(vol);
+    assert_eq!(
+        (&st["writes"], &st["reads"], &st["unmaps"], &st["errors"]),
+        (&1.into(), &1.into(), &1.into(), &1.into()),
+        "{st}"
+    );
     unsafe { ozbd_close(vol) };
 
     // Reopen with a mismatched chunk size: refused.
@@ -199,7 +236,7 @@ fn open_async_reports_on_engine_thread() {
 }
 
 #[test]
-fn open_async_threads_are_not_pinned_to_the_caller() {
+fn open_async_threads_are_not_pinned_to_the_caller_and_follow_cpumask() {
     // Pin this thread to CPU 0; the volume opened from here must not inherit it.
     unsafe {
         let mut one: libc::cpu_set_t = std::mem::zeroed();
@@ -224,6 +261,130 @@ fn open_async_threads_are_not_pinned_to_the_caller() {
     assert_eq!(status, 0);
     let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } as c_int;
     assert_eq!(cpus, online, "the open thread may run on every online CPU");
+
+    // With a mask, the open thread (and so every thread it starts) runs there.
+    let (tx, rx) = mpsc::channel();
+    let arg = Box::into_raw(Box::new(OpenResult(tx))) as *mut c_void;
+    let mut p = params(1 << 20, OZBD_CREATE_NEW);
+    p.cpumask = c"0x1".as_ptr();
+    let rc = unsafe {
+        ozbd_open_async(
+            c"mem://abi4/v/b/d".as_ptr(),
+            &p,
+            Some(open_affinity_done),
+            arg,
+        )
+    };
+    assert_eq!(rc, 0);
+    let (_, status, cpus, _) = rx.recv().unwrap();
+    assert_eq!((status, cpus), (0, 1), "cpumask 0x1 means CPU 0 only");
+
+    // A bad mask is refused with the engine's message.
+    let mut err = [0 as c_char; 256];
+    p.cpumask = c"0xZZ".as_ptr();
+    let rc = unsafe { ozbd_check_params(c"mem://abi4/v/b/e".as_ptr(), &p, err.as_mut_ptr(), 256) };
+    assert_eq!(rc, -libc::EINVAL);
+    let msg = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
+    assert!(msg.contains("cpumask '0xZZ'"), "{msg}");
+}
+
+/// The layout of ozbd_params before cpumask and the in-flight bounds were
+/// added: what a front end built against the older header passes.
+#[repr(C)]
+struct ParamsV1 {
+    opts_size: usize,
+    size: u64,
+    block_size: u32,
+    chunk_size: u64,
+    uuid: *const c_char,
+    mode: c_int,
+    workers: u32,
+    timeout_ms: u32,
+    retry_ms: u32,
+}
+
+#[test]
+fn an_older_smaller_params_struct_is_read_only_as_far_as_it_goes() {
+    // Fill a full-size struct with garbage past the old size: none of it may be read.
+    let mut raw = vec![0xa5u8; std::mem::size_of::<ozbd_params>() + 64];
+    let old = std::mem::size_of::<ParamsV1>();
+    let p = raw.as_mut_ptr() as *mut ozbd_params;
+    assert_eq!(unsafe { ozbd_params_init(p, old) }, 0);
+    assert!(
+        raw[old..].iter().all(|&b| b == 0xa5),
+        "init wrote past opts_size"
+    );
+    let v1 = raw.as_mut_ptr() as *mut ParamsV1;
+    unsafe {
+        (*v1).size = 1 << 20;
+        (*v1).block_size = 512;
+        (*v1).chunk_size = 64 << 10;
+        (*v1).mode = OZBD_CREATE_NEW;
+        assert_eq!((*v1).workers, 8, "defaults filled in");
+        assert_eq!((*v1).retry_ms, 30_000);
+        assert_eq!((*v1).timeout_ms, 60_000);
+    }
+    let mut err = [0 as c_char; 256];
+    assert_eq!(
+        unsafe { ozbd_check_params(c"mem://abi5/v/b/d".as_ptr(), p, err.as_mut_ptr(), 256) },
+        0,
+        "{}",
+        unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy()
+    );
+    let mut vol: *mut ozbd_volume = ptr::null_mut();
+    let rc = unsafe {
+        ozbd_open(
+            c"mem://abi5/v/b/d".as_ptr(),
+            p,
+            &mut vol,
+            ptr::null_mut(),
+            err.as_mut_ptr(),
+            256,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "{}",
+        unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy()
+    );
+    // The fields it did not know have their defaults (0xa5 garbage would be refused).
+    let mut buf = vec![0 as c_char; 4096];
+    let n = unsafe { ozbd_settings_json(vol, buf.as_mut_ptr(), buf.len()) };
+    assert!(n > 0 && (n as usize) < buf.len());
+    let s: serde_json::Value =
+        serde_json::from_str(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap()).unwrap();
+    assert_eq!(s["max_inflight_requests"], 1024, "{s}");
+    assert_eq!(s["max_inflight_bytes"], 256u64 << 20, "{s}");
+    assert_eq!(s["workers"], 8, "{s}");
+    unsafe { ozbd_close(vol) };
+    // Too small to hold even `mode`: refused.
+    assert_eq!(unsafe { ozbd_params_init(p, 8) }, -libc::EINVAL);
+}
+
+#[test]
+fn retry_ms_zero_means_no_retry() {
+    let mut p = params(1 << 20, OZBD_CREATE_NEW);
+    p.retry_ms = 0;
+    let mut vol: *mut ozbd_volume = ptr::null_mut();
+    let mut err = [0 as c_char; 256];
+    let rc = unsafe {
+        ozbd_open(
+            c"mem://abi6/v/b/d".as_ptr(),
+            &p,
+            &mut vol,
+            ptr::null_mut(),
+            err.as_mut_ptr(),
+            256,
+        )
+    };
+    assert_eq!(rc, 0);
+    let mut buf = vec![0 as c_char; 4096];
+    unsafe { ozbd_settings_json(vol, buf.as_mut_ptr(), buf.len()) };
+    let s: serde_json::Value =
+        serde_json::from_str(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap()).unwrap();
+    assert_eq!(s["retry_ms"], 0, "{s}");
+    unsafe { ozbd_close(vol) };
 }
 
 unsafe extern "C" fn open_affinity_done(

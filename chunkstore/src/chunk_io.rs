@@ -171,7 +171,10 @@ impl ChunkIo {
         let path = self.path(c);
         let mut at = 0;
         while at < buf.len() {
-            match self.backend.read_at(&path, (off + at) as u64, &mut buf[at..]) {
+            match self
+                .backend
+                .read_at(&path, (off + at) as u64, &mut buf[at..])
+            {
                 Ok(0) => break,
                 Ok(n) => at += n,
                 Err(BackendError::NotFound { .. }) => {
@@ -281,12 +284,6 @@ impl ChunkIo {
     /// Record the outcome of an update the backend confirmed.
     fn learn_quietly(&self, c: u64, stored: bool) {
         self.unsure.set(c, false);
-        self.present.set(c, stored);
-    }
-
-    /// Only for tests of the self-healing map: pretend the map says `stored`.
-    #[cfg(test)]
-    pub(crate) fn force_map(&self, c: u64, stored: bool) {
         self.present.set(c, stored);
     }
 }

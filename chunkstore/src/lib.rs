@@ -19,13 +19,13 @@ pub mod superblock;
 pub mod uri;
 pub mod volume;
 
-pub use connect::{connect, ConnectOptions};
-pub use error::{Error, Result};
 pub use chunk_io::Op;
+pub use connect::{connect, ConnectOptions};
 pub use defaults::{DEFAULT_RETRY, DEFAULT_WORKERS};
+pub use error::{Error, Result};
 pub use scheduler::{Completion, Rejected};
-pub use stats::Stats;
 pub use sglist::SgList;
+pub use stats::Stats;
 pub use superblock::Superblock;
 pub use uri::VolumeUri;
 pub use volume::{CreateOptions, OpenOptions, Volume};

@@ -524,11 +524,13 @@ impl ozbd_backend::Backend for Gate {
     }
     fn put(&self, p: &str, d: &[u8]) -> ozbd_backend::Result<()> {
         let mut g = self.open.lock().unwrap();
-        self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         while !*g {
             g = self.cv.wait(g).unwrap();
         }
-        self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         drop(g);
         self.inner.put(p, d)
     }
@@ -575,7 +577,10 @@ fn queued_small_writes_are_batched_into_one_update() {
     // Wait until a worker is inside the backend's put (not a guessed delay).
     let t = Instant::now();
     while gate.waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        assert!(t.elapsed() < Duration::from_secs(10), "no put reached the backend");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no put reached the backend"
+        );
         std::thread::yield_now();
     }
     assert!(

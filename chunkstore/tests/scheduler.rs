@@ -205,7 +205,10 @@ fn opts(workers: usize, retry: Duration) -> OpenOptions {
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();
     while !cond() {
-        assert!(t.elapsed() < Duration::from_secs(20), "timed out waiting: {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "timed out waiting: {what}"
+        );
         std::thread::yield_now();
     }
 }
@@ -265,7 +268,10 @@ fn a_chunk_waiting_for_its_retry_holds_no_worker() {
         "other chunks waited {:?} behind a failing one",
         t.elapsed()
     );
-    assert!(stuck.try_recv().is_err(), "the failing write is still retrying");
+    assert!(
+        stuck.try_recv().is_err(),
+        "the failing write is still retrying"
+    );
     be.heal();
     stuck.recv().unwrap().unwrap();
     assert!(vol.stats().retries >= 1);
@@ -300,12 +306,19 @@ fn the_retry_deadline_is_per_request_from_submit() {
         took <= retry + Duration::from_millis(150),
         "failed after {took:?}, more than the {retry:?} retry window"
     );
-    assert!(took >= Duration::from_millis(500), "gave up early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(500),
+        "gave up early: {took:?}"
+    );
     assert!(vol.stats().deadline_failures >= 1);
     be.heal();
     let mut b = vec![0u8; CS as usize];
     vol.read(0, &mut b).unwrap();
-    assert_eq!(b, vec![3u8; CS as usize], "the failed write changed nothing");
+    assert_eq!(
+        b,
+        vec![3u8; CS as usize],
+        "the failed write changed nothing"
+    );
 }
 
 #[test]
@@ -433,7 +446,13 @@ fn a_bytes_bound_admits_one_large_request_alone() {
     be.wait_blocked(1);
     let sg = unsafe { SgList::from_const_slice(leak(vec![3u8; BS as usize])) };
     let r = unsafe { vol.try_submit(Op::Write, 5 * CS, BS, sg, Box::new(|_| {})) };
-    assert!(matches!(r, Err(Rejected { error: Error::Busy(_), .. })));
+    assert!(matches!(
+        r,
+        Err(Rejected {
+            error: Error::Busy(_),
+            ..
+        })
+    ));
     be.heal();
     be.open_gate();
     first.recv().unwrap().unwrap();
@@ -518,7 +537,10 @@ fn bad_open_options_are_refused() {
     let be = Scripted::new();
     for (o, want) in [
         (opts(0, Duration::ZERO), "workers 0 is out of range"),
-        (opts(100_000, Duration::ZERO), "workers 100000 is out of range"),
+        (
+            opts(100_000, Duration::ZERO),
+            "workers 100000 is out of range",
+        ),
         (opts(2, Duration::from_secs(100_000)), "retry 100000000 ms"),
     ] {
         let mut c = CreateOptions::new(CS);
