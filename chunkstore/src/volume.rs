@@ -395,6 +395,12 @@ impl Volume {
             settings,
         };
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            #[cfg(test)]
+            if tests::FAIL_SPAWN.with(|n| n.replace(n.get().saturating_sub(1)) == 1) {
+                return Err(Error::Internal(format!(
+                    "cannot start thread {name}: injected failure"
+                )));
+            }
             std::thread::Builder::new()
                 .name(name.clone())
                 .spawn(f)
@@ -588,6 +594,32 @@ mod tests {
         fn bucket_layout(&self, _: &str, _: &str) -> ozbd_backend::Result<Option<String>> {
             Ok(self.1.lock().unwrap().map(str::to_string))
         }
+    }
+
+    thread_local! {
+        /// When n > 0, the n-th thread spawn of `Volume::start` on this thread fails.
+        pub(super) static FAIL_SPAWN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn open_fails_when_any_thread_cannot_start() {
+        let backend: BackendRef = Arc::new(MemoryBackend::new());
+        let uri = VolumeUri::parse("mem://spawn/vol/bkt/disk").unwrap();
+        let opts = OpenOptions {
+            workers: 4,
+            ..OpenOptions::default()
+        };
+        drop(Volume::create(backend.clone(), &uri, &CreateOptions::new(1 << 20), &opts).unwrap());
+        // The timer (1st), the first worker (2nd) and the last worker (5th) failing.
+        for nth in [1, 2, 5] {
+            FAIL_SPAWN.with(|n| n.set(nth));
+            let e = Volume::open(backend.clone(), &uri, &opts).unwrap_err();
+            assert!(e.to_string().contains("cannot start thread"), "{e}");
+            assert_eq!(e.errno(), 5);
+        }
+        FAIL_SPAWN.with(|n| n.set(0));
+        let v = Volume::open(backend, &uri, &opts).unwrap();
+        v.write(0, &[1u8; 512]).unwrap();
     }
 
     #[test]
