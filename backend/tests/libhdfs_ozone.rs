@@ -357,3 +357,70 @@ fn ozone_bucket_layout() {
 
     be.delete(&bucket, true).unwrap();
 }
+
+/// A put over a space quota fails at once with EDQUOT (never EIO, which the
+/// engine would retry), says that the quota is full and how to raise it, and
+/// leaves nothing behind. Ozone checks a bucket's space quota when the file
+/// is created, against one block per replica (3 x 256 MiB), so a 1 MB quota
+/// refuses any file. A volume with a space quota makes Ozone refuse buckets
+/// without one (ofs creates buckets without a quota): EDQUOT too.
+#[test]
+fn ozone_quota_is_edquot() {
+    const T: &str = "ozone_quota_is_edquot";
+    let Some((be, bucket)) = ozone(T) else {
+        return;
+    };
+    let quota_bucket = format!("{VOLUME}/{}", unique("quota"));
+    if ozone_sh(&["bucket", "create", "--space-quota", "1MB", &quota_bucket]).is_none() {
+        skip(T, "cannot create a bucket with a space quota");
+        return;
+    }
+    let check = |path: &str, hint: &str| {
+        let t = Instant::now();
+        let e = be.put(path, &pattern(4 << 20, 1)).unwrap_err();
+        eprintln!("{T}: put {path} after {:?}: {e}", t.elapsed());
+        match &e {
+            BackendError::Io { errno, msg, .. } => {
+                assert_eq!(*errno, 122, "EDQUOT expected: {e}");
+                assert!(msg.contains("quota"), "{msg}");
+                assert!(msg.contains(hint), "the error must say what to do: {msg}");
+            }
+            _ => panic!("expected Io EDQUOT, got {e:?}"),
+        }
+        assert_eq!(e.errno(), 122);
+        assert!(be.stat(path).unwrap().is_none(), "a failed put left {path}");
+    };
+    check(
+        &join(&quota_bucket, "chunks/0000000000000000"),
+        &format!("ozone sh bucket setquota --space-quota <size> {quota_bucket}"),
+    );
+
+    let quota_volume = format!("/{}", unique("ozbdvq"));
+    if ozone_sh(&["volume", "create", "--space-quota", "10MB", &quota_volume]).is_none() {
+        skip(T, "cannot create a volume with a space quota");
+        return;
+    }
+    let in_volume = format!("{quota_volume}/disks");
+    check(
+        &join(&in_volume, "chunk"),
+        &format!("ozone sh bucket create --space-quota <size> {in_volume}"),
+    );
+    // A bucket with its own quota inside that volume: its quota is the limit.
+    if ozone_sh(&["bucket", "create", "--space-quota", "5MB", &in_volume]).is_none() {
+        skip(
+            T,
+            "cannot create a bucket with a space quota in a volume with one",
+        );
+        return;
+    }
+    check(
+        &join(&in_volume, "chunk"),
+        &format!("ozone sh bucket setquota --space-quota <size> {in_volume}"),
+    );
+
+    for p in [&quota_bucket, &in_volume, &bucket] {
+        be.delete(p, true).unwrap();
+    }
+    // ofs deletes a volume only when it is empty and not recursively.
+    be.delete(&quota_volume, false).unwrap();
+}
