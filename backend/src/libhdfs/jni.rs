@@ -1,4 +1,5 @@
-//! JNI helpers for the calls libhdfs has no function for (bucket layout).
+//! JNI helpers for the calls libhdfs has no function for (bucket layout, the
+//! client configuration).
 //!
 //! Owns: this thread's `JNIEnv` (from libhdfs's `getJNIEnv`, which attaches the
 //! thread and detaches it at thread exit, as every libhdfs call does), method
@@ -214,6 +215,77 @@ impl Jni {
             return Err(self.describe(t));
         }
         Ok(j)
+    }
+
+    /// `obj.name(args)` returning an object that may be null (Ok(null)).
+    pub(super) unsafe fn call_nullable(
+        &self,
+        obj: jni::jobject,
+        name: &CStr,
+        sig: &CStr,
+        args: &[jni::jvalue],
+    ) -> std::result::Result<jni::jobject, JavaError> {
+        self.call_raw(obj, name, sig, args)
+            .map_err(|t| self.describe(t))
+    }
+
+    /// A new instance, by its no-argument constructor, of the first of
+    /// `classes` (JNI names, "a/b/C") that loads; with that class's name.
+    pub(super) unsafe fn new_first_of(
+        &self,
+        classes: &[&CStr],
+    ) -> std::result::Result<(jni::jobject, String), JavaError> {
+        let find = jfn!(self, FindClass)?;
+        let get_method = jfn!(self, GetMethodID)?;
+        let new_object = jfn!(self, NewObjectA)?;
+        let mut missing = Vec::new();
+        for class_name in classes {
+            let class = find(self.env, class_name.as_ptr());
+            if class.is_null() {
+                let t = self.clear();
+                missing.push(self.describe(t).to_string());
+                continue;
+            }
+            let ctor = get_method(self.env, class, c"<init>".as_ptr(), c"()V".as_ptr());
+            if ctor.is_null() {
+                let t = self.clear();
+                return Err(self.describe(t));
+            }
+            let no_args: [jni::jvalue; 0] = [];
+            let obj = new_object(self.env, class, ctor, no_args.as_ptr());
+            let t = self.clear();
+            if !t.is_null() || obj.is_null() {
+                return Err(self.describe(t));
+            }
+            return Ok((obj, class_name.to_string_lossy().replace('/', ".")));
+        }
+        Err(JavaError::msg(format!(
+            "none of the classes loads: {}",
+            missing.join("; ")
+        )))
+    }
+
+    /// The elements of a Java `String[]` (a null element is None).
+    pub(super) unsafe fn string_array(
+        &self,
+        array: jni::jobjectArray,
+    ) -> std::result::Result<Vec<Option<String>>, JavaError> {
+        let len = jfn!(self, GetArrayLength)?(self.env, array);
+        let get = jfn!(self, GetObjectArrayElement)?;
+        let del = jfn!(self, DeleteLocalRef)?;
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        for i in 0..len {
+            let e = get(self.env, array, i);
+            let t = self.clear();
+            if !t.is_null() {
+                return Err(self.describe(t));
+            }
+            out.push(self.rust_string(e));
+            if !e.is_null() {
+                del(self.env, e);
+            }
+        }
+        Ok(out)
     }
 
     /// Run `f` inside a fresh local frame; every local reference created in it

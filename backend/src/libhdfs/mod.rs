@@ -15,6 +15,7 @@
 //! | `error.rs` | errno and Java exception → `BackendError` classification |
 //! | `jni.rs` | JNI helpers for calls libhdfs has no function for |
 //! | `layout.rs` | the Ozone bucket layout, through the ofs client |
+//! | `conf.rs` | engine-owned client defaults: does a user's file set the key? what is in effect |
 //! | `jvm.rs` | finding libjvm, the JNI entry points, JVM start, classpath |
 //!
 //! # Run-time environment
@@ -90,6 +91,7 @@
 //! missing file for reading (`read_at` on an absent path): callers that probe for
 //! absent files should use `stat`/`list` first.
 
+mod conf;
 mod error;
 mod jni;
 mod jvm;
@@ -103,7 +105,7 @@ use std::sync::atomic::AtomicU64;
 
 use hdfs_sys as ffi;
 
-use crate::{Backend, BackendError, FileInfo, Result};
+use crate::{Backend, BackendError, ClientSetting, FileInfo, Result};
 use error::{classify, Snap};
 
 pub use jvm::{JNI_CreateJavaVM, JNI_GetCreatedJavaVMs};
@@ -126,6 +128,12 @@ pub struct LibhdfsOptions {
     pub replication: i16,
     /// Hadoop configuration keys set on the `FileSystem` (after ours; last wins).
     pub conf: Vec<(String, String)>,
+    /// Keys set on the `FileSystem` only when no user configuration file
+    /// (`core-site.xml`, `ozone-site.xml`, ... on the CLASSPATH) sets them: a
+    /// user's explicit value wins. `conf` overrides both. What is in effect is
+    /// reported by `Backend::client_settings`. See `conf.rs` for how "a file
+    /// sets it" is decided.
+    pub defaults: Vec<(String, String)>,
 }
 
 impl Default for LibhdfsOptions {
@@ -133,6 +141,7 @@ impl Default for LibhdfsOptions {
         LibhdfsOptions {
             replication: 3,
             conf: Vec::new(),
+            defaults: Vec::new(),
         }
     }
 }
@@ -161,6 +170,8 @@ pub struct LibhdfsBackend {
     scheme: Scheme,
     replication: i16,
     seq: AtomicU64,
+    /// `client_settings`, recorded at connect.
+    settings: Vec<ClientSetting>,
 }
 
 // SAFETY: `fs` is a JNI *global* reference to a Java `FileSystem`, valid on every
@@ -247,6 +258,18 @@ impl LibhdfsBackend {
             msg,
         })?;
 
+        // Before connecting: which engine defaults do the user's files set?
+        let decisions = conf::decide(&opts.defaults, &opts.conf).map_err(|msg| {
+            BackendError::io(
+                "connect",
+                &uri,
+                libc::ELIBACC,
+                format!(
+                    "cannot read the client configuration to tell which of the engine's default \
+                     keys the configuration files set: {msg} (check CLASSPATH: {ENV_HINT})"
+                ),
+            )
+        })?;
         let mut conf: Vec<(String, String)> = Vec::new();
         if scheme == Scheme::Local {
             conf.push((
@@ -254,10 +277,15 @@ impl LibhdfsBackend {
                 "org.apache.hadoop.fs.RawLocalFileSystem".into(),
             ));
         }
-        for (k, v) in &opts.conf {
-            match conf.iter_mut().find(|(ck, _)| ck == k) {
-                Some(e) => e.1 = v.clone(),
-                None => conf.push((k.clone(), v.clone())),
+        let engine_defaults = decisions
+            .iter()
+            .filter(|d| d.apply)
+            .filter_map(|d| Some((d.key.clone(), d.value.clone()?)));
+        let forced = opts.conf.iter().cloned();
+        for (k, v) in engine_defaults.chain(forced) {
+            match conf.iter_mut().find(|(ck, _)| *ck == k) {
+                Some(e) => e.1 = v,
+                None => conf.push((k, v)),
             }
         }
         let bad = |what: &str| BackendError::io("connect", &uri, libc::EINVAL, what.to_string());
@@ -300,6 +328,7 @@ impl LibhdfsBackend {
             snap.ok();
             fs
         };
+        let settings = conf::settings(&uri, fs, &decisions);
         Ok(LibhdfsBackend {
             fs,
             uri,
@@ -310,7 +339,17 @@ impl LibhdfsBackend {
                 3
             },
             seq: AtomicU64::new(0),
+            settings,
         })
+    }
+
+    /// For tests: `key` in the connected `FileSystem`'s configuration now
+    /// (`fs.getConf().get(key)`, entering the JVM).
+    #[doc(hidden)]
+    pub fn debug_live_conf(&self, key: &str) -> Result<Option<String>> {
+        let mut v = conf::live_values(self.fs, &[key])
+            .map_err(|e| BackendError::io("get conf", key, libc::EIO, e.to_string()))?;
+        Ok(v.pop().flatten())
     }
 
     /// Whether this is a local (`file://`) filesystem.
@@ -548,6 +587,10 @@ impl Backend for LibhdfsBackend {
             Scheme::Ofs => self.ofs_bucket_layout(volume, bucket),
             Scheme::Local => Ok(None),
         }
+    }
+
+    fn client_settings(&self) -> Vec<ClientSetting> {
+        self.settings.clone()
     }
 }
 
