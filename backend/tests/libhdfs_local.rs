@@ -107,7 +107,7 @@ fn binary_does_not_link_libjvm() {
     {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("SKIPPED: binary_does_not_link_libjvm: readelf: {e}");
+            skip("binary_does_not_link_libjvm", &format!("readelf: {e}"));
             return;
         }
     };
@@ -148,7 +148,10 @@ fn unreachable_om_is_unavailable() {
             eprintln!("unreachable OM after {:?}: {what}: {msg}", t.elapsed());
         }
         Err(e) if e.to_string().contains("No FileSystem for scheme") => {
-            eprintln!("SKIPPED: unreachable_om_is_unavailable: no ofs on CLASSPATH: {e}");
+            skip(
+                "unreachable_om_is_unavailable",
+                &format!("no ofs on CLASSPATH: {e}"),
+            );
         }
         Err(e) => panic!("expected Unavailable, got {e:?}"),
         Ok(be) => {
