@@ -3,11 +3,11 @@
 //! With the `libhdfs` feature, `hdfs-sys` (which declares `links = "hdfs"`) has
 //! located the JDK at build time and exports the directory of `libjvm.so` as
 //! `DEP_HDFS_METADATA` (see below). We bake it into the crate as `OZBD_BUILD_JVM_LIB_DIR`: the
-//! run-time libjvm loader in `src/libhdfs.rs` tries it after `$JAVA_HOME`.
+//! run-time libjvm loader in `src/libhdfs/jvm.rs` tries it after `$JAVA_HOME`.
 //!
 //! No rpath is emitted: `cargo:rustc-link-arg` from a library's build script
 //! only reaches this package's own tests/examples, never dependent binaries or
-//! cdylibs. Instead `src/libhdfs.rs` defines the two JNI entry points libhdfs
+//! cdylibs. Instead `src/libhdfs/jvm.rs` defines the two JNI entry points libhdfs
 //! calls and `dlopen`s libjvm at run time, so no binary needs libjvm on its
 //! library path.
 

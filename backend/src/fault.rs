@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::{Backend, BackendError, FileInfo, Result};
+use crate::{Backend, BackendError, ClientSetting, FileInfo, Result};
 
 /// Which calls a rule applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +152,9 @@ impl Backend for FaultBackend {
     fn describe(&self) -> String {
         format!("fault({})", self.inner.describe())
     }
+    fn client_settings(&self) -> Vec<ClientSetting> {
+        self.inner.client_settings()
+    }
 }
 
 #[cfg(test)]
@@ -173,5 +176,49 @@ mod tests {
         f.read_at("/a", 0, &mut buf).unwrap();
         assert_eq!(&buf, b"new");
         assert_eq!(f.injected(), 1);
+    }
+
+    #[derive(Debug)]
+    struct WithSettings(MemoryBackend);
+
+    impl Backend for WithSettings {
+        fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
+            self.0.read_at(path, offset, buf)
+        }
+        fn put(&self, path: &str, data: &[u8]) -> Result<()> {
+            self.0.put(path, data)
+        }
+        fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
+            self.0.delete(path, recursive)
+        }
+        fn mkdirs(&self, path: &str) -> Result<()> {
+            self.0.mkdirs(path)
+        }
+        fn stat(&self, path: &str) -> Result<Option<FileInfo>> {
+            self.0.stat(path)
+        }
+        fn list(&self, dir: &str) -> Result<Vec<FileInfo>> {
+            self.0.list(dir)
+        }
+        fn describe(&self) -> String {
+            "with-settings".into()
+        }
+        fn client_settings(&self) -> Vec<ClientSetting> {
+            vec![ClientSetting {
+                key: "k".into(),
+                value: Some("v".into()),
+                source: "engine default".into(),
+            }]
+        }
+    }
+
+    #[test]
+    fn client_settings_are_forwarded() {
+        let inner = Arc::new(WithSettings(MemoryBackend::new()));
+        let f = FaultBackend::new(inner.clone(), 1);
+        f.set_failure_rate(&[OpKind::Read, OpKind::Put, OpKind::Stat], 1.0);
+        assert_eq!(f.client_settings(), inner.client_settings());
+        assert_eq!(f.injected(), 0, "client_settings is not an I/O call");
+        assert!(MemoryBackend::new().client_settings().is_empty());
     }
 }

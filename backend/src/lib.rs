@@ -60,6 +60,19 @@ impl BackendError {
 
 pub type Result<T> = std::result::Result<T, BackendError>;
 
+/// One client configuration key the engine has a default for, as it is in
+/// effect in the backend's client (see [`Backend::client_settings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSetting {
+    pub key: String,
+    /// The value in effect; None when the key is set nowhere.
+    pub value: Option<String>,
+    /// Who set it: "engine default" when the engine's default applies, the
+    /// user's configuration file (e.g. "ozone-site.xml") when that file sets
+    /// the key and so wins, "engine conf" when the engine forces the key.
+    pub source: String,
+}
+
 /// One directory entry or the status of one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
@@ -106,20 +119,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
         let _ = (volume, bucket);
         Ok(None)
     }
-    /// The client settings in effect for the keys the engine sets by default
-    /// (value and where it came from); empty for backends without any.
+
+    /// For every client configuration key the engine has a default for: the
+    /// value in effect and where it comes from. Recorded at connect, so this
+    /// never blocks. Empty for backends without such a client.
     fn client_settings(&self) -> Vec<ClientSetting> {
         Vec::new()
     }
-}
-
-/// One client configuration key in effect on a backend's connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientSetting {
-    pub key: String,
-    pub value: Option<String>,
-    /// "engine default", or the user's file that set it (e.g. "ozone-site.xml").
-    pub source: String,
 }
 
 pub type BackendRef = Arc<dyn Backend>;

@@ -107,7 +107,7 @@ fn binary_does_not_link_libjvm() {
     {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("SKIPPED: binary_does_not_link_libjvm: readelf: {e}");
+            skip("binary_does_not_link_libjvm", &format!("readelf: {e}"));
             return;
         }
     };
@@ -148,7 +148,10 @@ fn unreachable_om_is_unavailable() {
             eprintln!("unreachable OM after {:?}: {what}: {msg}", t.elapsed());
         }
         Err(e) if e.to_string().contains("No FileSystem for scheme") => {
-            eprintln!("SKIPPED: unreachable_om_is_unavailable: no ofs on CLASSPATH: {e}");
+            skip(
+                "unreachable_om_is_unavailable",
+                &format!("no ofs on CLASSPATH: {e}"),
+            );
         }
         Err(e) => panic!("expected Unavailable, got {e:?}"),
         Ok(be) => {
@@ -158,6 +161,55 @@ fn unreachable_om_is_unavailable() {
         }
     }
     assert!(t.elapsed() < Duration::from_secs(120));
+}
+
+/// Engine defaults on `file://`: applied where no configuration file sets the
+/// key (here: a key of our own, and one only a `*-default.xml` sets), left
+/// alone where one does (`dfs.replication` in the client's core-site.xml and
+/// ozone-site.xml), and overridden by `conf`.
+#[test]
+fn local_client_defaults() {
+    if !jvm_env("local_client_defaults") {
+        return;
+    }
+    let opts = LibhdfsOptions {
+        defaults: vec![
+            ("ozbd.test.local.default".into(), "42".into()),
+            ("io.file.buffer.size".into(), "8192".into()),
+            ("dfs.replication".into(), "7".into()),
+            ("ozbd.test.local.forced".into(), "default".into()),
+        ],
+        conf: vec![("ozbd.test.local.forced".into(), "forced".into())],
+        ..LibhdfsOptions::default()
+    };
+    let be = LibhdfsBackend::connect("file:///", &opts).expect("connect file:///");
+    let got = be.client_settings();
+    eprintln!("local client_settings: {got:#?}");
+    let by_key = |k: &str| got.iter().find(|s| s.key == k).cloned().expect(k);
+    let engine = |k: &str, v: &str| {
+        let s = by_key(k);
+        assert_eq!(
+            (s.value.as_deref(), s.source.as_str()),
+            (Some(v), "engine default"),
+            "{s:?}"
+        );
+        assert_eq!(be.debug_live_conf(k).unwrap().as_deref(), Some(v), "{k}");
+    };
+    engine("ozbd.test.local.default", "42");
+    engine("io.file.buffer.size", "8192"); // only core-default.xml sets it
+    let repl = by_key("dfs.replication");
+    assert_ne!(repl.value.as_deref(), Some("7"), "{repl:?}");
+    assert!(
+        repl.source == "core-site.xml" || repl.source == "ozone-site.xml",
+        "the client's file sets dfs.replication: {repl:?}"
+    );
+    assert_eq!(be.debug_live_conf("dfs.replication").unwrap(), repl.value);
+    let forced = by_key("ozbd.test.local.forced");
+    assert_eq!(
+        (forced.value.as_deref(), forced.source.as_str()),
+        (Some("forced"), "engine conf")
+    );
+    assert_eq!(got.len(), 4);
 }
 
 #[test]

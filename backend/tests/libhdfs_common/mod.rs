@@ -8,17 +8,30 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ozbd_backend::{join, Backend, BackendError};
 
+/// Whether `OZBD_REQUIRE_OZONE=1`: every skip is then a failure.
+pub fn require_ozone() -> bool {
+    std::env::var("OZBD_REQUIRE_OZONE").as_deref() == Ok("1")
+}
+
+/// A test cannot do its work (`why`): prints a loud SKIPPED line, or panics
+/// when `OZBD_REQUIRE_OZONE=1`. The caller returns right after.
+pub fn skip(test: &str, why: &str) {
+    if require_ozone() {
+        panic!("{test}: {why}, and OZBD_REQUIRE_OZONE=1 makes this test mandatory");
+    }
+    eprintln!("SKIPPED: {test}: {why}");
+}
+
 /// True when the JVM environment is there. Otherwise prints a loud SKIPPED line
 /// and returns false, or panics when `OZBD_REQUIRE_OZONE=1`.
 pub fn jvm_env(test: &str) -> bool {
     if std::env::var("CLASSPATH").is_ok_and(|c| !c.trim().is_empty()) {
         return true;
     }
-    let why = "CLASSPATH is not set (run: eval \"$(scripts/ozone-local env)\")";
-    if std::env::var("OZBD_REQUIRE_OZONE").as_deref() == Ok("1") {
-        panic!("{test}: {why}, and OZBD_REQUIRE_OZONE=1");
-    }
-    eprintln!("SKIPPED: {test}: {why}");
+    skip(
+        test,
+        "CLASSPATH is not set (run: eval \"$(scripts/ozone-local env)\")",
+    );
     false
 }
 
