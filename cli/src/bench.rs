@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Benchmark: whole-chunk writes and reads through the engine next to the same
 //! number of same-sized files written and read directly through the backend
 //! (raw libhdfs for ofs:// and file://), measured in the same run.

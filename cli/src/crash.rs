@@ -1,9 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Crash-test tools: a writer meant to be killed, and a checker for what it left.
 //!
 //! Owns: the writer's log format ("B id off len" before a write is submitted,
 //! "A id" after it completed) and the check that, per chunk, the volume holds
 //! the result of a prefix of the writes submitted to that chunk which includes
 //! every completed one (no lost acknowledged write, no mix of old and new).
+//! A failed check names its case: "lost acknowledged write" (the chunk holds an
+//! older prefix) or "torn chunk" (it holds no prefix at all).
 //! Must never: be used on a volume holding data anyone wants.
 
 use std::collections::{HashMap, HashSet};
@@ -138,7 +141,9 @@ pub fn check(ctx: &Ctx, uri: &VolumeUri, log: &str, model: &str) -> Result<Strin
             .rposition(|(id, _, _)| acked.contains(id))
             .map_or(0, |i| i + 1);
         let mut cur = image[cstart as usize..(cstart + clen) as usize].to_vec();
-        let mut matched = None;
+        // The first prefix that includes every acknowledged write and matches, else the first
+        // shorter one that matches (which tells a lost write from a torn chunk).
+        let (mut matched, mut short) = (None, None);
         for k in 0..=touching.len() {
             if k > 0 {
                 let (id, o, l) = *touching[k - 1];
@@ -150,16 +155,32 @@ pub fn check(ctx: &Ctx, uri: &VolumeUri, log: &str, model: &str) -> Result<Strin
                     &mut cur[(s - cstart) as usize..(e - cstart) as usize],
                 );
             }
-            if k >= must && cur == actual {
-                matched = Some(k);
-                break;
+            if cur == actual {
+                if k >= must {
+                    matched = Some(k);
+                    break;
+                }
+                short.get_or_insert(k);
             }
         }
         let Some(k) = matched else {
-            return Err(bad(format!(
-                "chunk {c}: content matches no prefix of its {} writes that includes the {must} acknowledged ones: lost write or torn chunk",
-                touching.len()
-            )));
+            // The last acknowledged write to this chunk (must >= 1 when a shorter prefix matched).
+            let last_acked = touching
+                .get(must.wrapping_sub(1))
+                .map_or_else(|| "?".to_string(), |w| w.0.to_string());
+            return Err(bad(match short {
+                Some(k) => format!(
+                    "chunk {c}: lost acknowledged write: the chunk holds the result of only its first {k} of {} writes, \
+                     but write {last_acked} (its write number {must}) was acknowledged",
+                    touching.len()
+                ),
+                None => format!(
+                    "chunk {c}: torn chunk: its content is none of the {} states its {} logged writes can leave \
+                     (part old, part new data)",
+                    touching.len() + 1,
+                    touching.len()
+                ),
+            }));
         };
         applied_unacked += k - must;
         not_applied += touching.len() - k;

@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
 //! ozbd: the command-line tool for bdev_ozone volumes, shaped like Ceph's `rbd`.
 //!
 //! Owns: argument parsing, size suffixes, progress display, and streaming whole
 //! volumes in and out (import/export) through the engine with many requests in
-//! flight. Also hidden tools used by tests and benchmarks (`crash-writer`, `bench`).
+//! flight. Also tools used by tests and benchmarks (`crash-writer`, `crash-check`,
+//! `bench`): subcommands hidden from the help (`cli/tests/help.rs` checks that).
 //! Must never: reimplement engine logic (chunking, RMW, the volume format);
 //! overwrite data beyond what the user asked for.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! A window of requests in flight over one volume, with reusable buffers.
 //!
 //! Owns: keeping up to `depth` requests submitted at once and handing each

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Crash test against a real Ozone cluster: a writer process (`ozbd
 //! crash-writer`) is killed with SIGKILL at random moments, at least 20 times.
 //! After each kill, `ozbd crash-check` reopens the volume and checks, chunk by
@@ -187,17 +188,24 @@ fn checker_detects_torn_chunks_and_lost_writes() {
     data[..n / 2].fill(0);
     std::fs::write(&chunk, &data).unwrap();
     let (ok, out) = check(&dir.join("fresh1.img"));
+    assert!(!ok, "a torn chunk must be caught: {out}");
     assert!(
-        !ok && out.contains("torn chunk"),
-        "a torn chunk must be caught: {out}"
+        out.contains("ozbd: error: chunk ")
+            && out.contains(": torn chunk: its content is none of the")
+            && !out.contains("lost acknowledged write"),
+        "a torn chunk must be reported as torn, not as a lost write: {out}"
     );
 
-    // Lose every write to that chunk: it reads as zeros although writes were acknowledged.
+    // Lose every write to that chunk: it reads as zeros (the state before any of its writes)
+    // although they were acknowledged.
     std::fs::remove_file(&chunk).unwrap();
     let (ok, out) = check(&dir.join("fresh2.img"));
+    assert!(!ok, "a lost acknowledged write must be caught: {out}");
     assert!(
-        !ok && out.contains("lost write"),
-        "a lost acknowledged write must be caught: {out}"
+        out.contains(
+            ": lost acknowledged write: the chunk holds the result of only its first 0 of"
+        ) && !out.contains("torn chunk"),
+        "a lost write must be reported as lost, not as a torn chunk: {out}"
     );
     std::fs::write(&chunk, &saved).unwrap();
     let (ok, out) = check(&dir.join("fresh3.img"));

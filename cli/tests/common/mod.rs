@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Shared by the CLI's integration tests: finding the Ozone cluster and running `ozbd`.
 //! Must never: start or stop the cluster (scripts/test-all owns its lifetime).
 
