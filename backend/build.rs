@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Build script of ozbd-backend.
 //!
 //! With the `libhdfs` feature, `hdfs-sys` (which declares `links = "hdfs"`) has

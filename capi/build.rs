@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Generates include/ozbd.h from src/lib.rs with cbindgen.
 //! Must never: fail the build when cbindgen cannot run (the checked-in header stays).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Fault-injecting wrapper around any backend, for tests.
 //!
 //! Owns: deciding, per call, whether to fail it before it reaches the inner

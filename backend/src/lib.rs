@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Storage backends: the bottom layer of the engine.
 //!
 //! Owns: the `Backend` trait (a small, blocking, path-based file API) and its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! In-memory backend for unit tests and model checks.
 //!
 //! Owns: a map from path to file content, with the same all-or-nothing `put`

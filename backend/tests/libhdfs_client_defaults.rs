@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Engine-owned client defaults (`LibhdfsOptions::defaults`) on a real Ozone
 //! cluster: applied when the user's configuration files lack the key, and
 //! left alone when a file sets it, with `Backend::client_settings` saying

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! The libhdfs backend on `file://` (a temp dir), through the whole libhdfs/JVM
 //! path. Needs CLASSPATH (hadoop-common, hadoop-hdfs-client, commons-lang3):
 //! `eval "$(scripts/ozone-local env)"`. Skips loudly without it, unless

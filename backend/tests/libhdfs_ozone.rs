@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! The libhdfs backend against a running Ozone cluster (`ofs://`), when
 //! OZONE_OM_ADDRESS (host:port) is set: `scripts/ozone-local start` then
 //! `eval "$(scripts/ozone-local env)"`. Skips loudly otherwise, unless

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! The C ABI driven the way a C front end drives it, on the memory backend.
 
 use std::ffi::{c_char, c_int, c_void, CStr};

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! The generated header must compile as strict C and C++ (front ends include it as is).
 
 use std::process::Command;

@@ -28,4 +28,4 @@ pub use sglist::SgList;
 pub use stats::Stats;
 pub use superblock::Superblock;
 pub use uri::VolumeUri;
-pub use volume::{CreateOptions, OpenOptions, Volume};
+pub use volume::{ClientSettingView, CreateOptions, OpenOptions, Settings, Volume};

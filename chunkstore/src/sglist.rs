@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Scatter-gather lists over caller-owned memory.
 //!
 //! Owns: copying between a request's buffers (an iovec array owned by the caller

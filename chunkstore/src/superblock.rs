@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! The volume superblock.
 //!
 //! Owns: the on-disk description of a volume (format version, uuid, size, block

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Volume URIs.
 //!
 //! Owns: parsing `ofs://<om-host>[:port]/<ozone-volume>/<bucket>[/<path>]`,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Model-based tests of the chunk store on the in-memory and fault-injecting
 //! backends: every read is compared with a reference model (a flat byte array).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Randomized model test against a real Ozone cluster.
 //!
 //! 10,000 operations (reads, writes, write-zeroes, unmaps; one block to 8 MiB,

@@ -415,6 +415,7 @@ fn run(cli: Cli) -> Result<()> {
                     "chunk_count": sb.chunk_count(),
                     "allocated_chunks": alloc,
                     "format_version": sb.format_version,
+                    "settings": vol.settings(),
                 });
                 println!("{v:#}");
             } else {
@@ -433,6 +434,25 @@ fn run(cli: Cli) -> Result<()> {
                     human(alloc * sb.chunk_size)
                 );
                 println!("format version:   {}", sb.format_version);
+                let st = vol.settings();
+                println!(
+                    "engine:           {} workers, retry {} ms, at most {} requests / {} in flight",
+                    st.workers,
+                    st.retry_ms,
+                    st.max_inflight_requests,
+                    human(st.max_inflight_bytes)
+                );
+                if !st.client.is_empty() {
+                    println!("ozone client settings in effect:");
+                    for c in &st.client {
+                        println!(
+                            "  {} = {}  ({})",
+                            c.key,
+                            c.value.as_deref().unwrap_or("(unset)"),
+                            c.source
+                        );
+                    }
+                }
             }
             Ok(())
         }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Engine-owned client defaults (`LibhdfsOptions::defaults`) and what is in
 //! effect.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! libhdfs errors: what a failed libhdfs call left (errno and the Java root
 //! cause libhdfs keeps per thread) and its classification into a [`BackendError`].
 //!

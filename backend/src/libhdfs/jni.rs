@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! JNI helpers for the calls libhdfs has no function for (bucket layout, the
 //! client configuration).
 //!

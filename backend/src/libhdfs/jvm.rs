@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! The JVM: finding libjvm, the JNI entry points libhdfs links against, start-up.
 //!
 //! Owns: loading `libjvm.so` at run time (see "How libjvm is found" in the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Bucket layout: JNI calls on the Ozone client the ofs `FileSystem` already has.
 //!
 //! Owns: asking the OM for the layout of a bucket (FILE_SYSTEM_OPTIMIZED,

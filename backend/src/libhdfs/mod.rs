@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! The libhdfs backend: `ofs://` (Apache Ozone) and `file://` (a local directory),
 //! both through Hadoop's `FileSystem` API in an embedded JVM.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Open libhdfs files: reading, writing, committing and abandoning.
 //!
 //! Owns: the `hdfsFile` handles (one per call, never shared between threads),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 //! Shared by the libhdfs integration tests (`libhdfs_local.rs`, `libhdfs_ozone.rs`):
 //! the environment gate and the backend contract both run against.
 #![allow(dead_code)]
