@@ -163,7 +163,9 @@ int ozbd_open_async(const char *uri,
 
 /**
  * Check `uri` and `params` the way `ozbd_open` does before it contacts Ozone
- * (URI syntax, geometry, options, CPU mask). Returns 0, or a negative errno
+ * (URI syntax, geometry, options, CPU mask, a size to create with), and that
+ * the process environment can reach the backend (a CLASSPATH for `ofs://`
+ * and `file://`). Returns 0, or a negative errno
  * with the engine's message in `err`. Never blocks. For front ends that want
  * to refuse bad configuration early with the engine's own words.
  */

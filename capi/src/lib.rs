@@ -283,7 +283,9 @@ pub unsafe extern "C" fn ozbd_open_async(
 }
 
 /// Check `uri` and `params` the way `ozbd_open` does before it contacts Ozone
-/// (URI syntax, geometry, options, CPU mask). Returns 0, or a negative errno
+/// (URI syntax, geometry, options, CPU mask, a size to create with), and that
+/// the process environment can reach the backend (a CLASSPATH for `ofs://`
+/// and `file://`). Returns 0, or a negative errno
 /// with the engine's message in `err`. Never blocks. For front ends that want
 /// to refuse bad configuration early with the engine's own words.
 #[no_mangle]
@@ -295,8 +297,10 @@ pub unsafe extern "C" fn ozbd_check_params(
 ) -> c_int {
     init_logging();
     guard("ozbd_check_params", -libc::EIO, || {
-        match params::parse(uri, params) {
-            Ok(_) => 0,
+        match params::parse(uri, params)
+            .and_then(|p| ozbd_chunkstore::connect::check_environment(&p.uri))
+        {
+            Ok(()) => 0,
             Err(e) => {
                 write_err(err, errlen, &e.to_string());
                 -e.errno()

@@ -185,6 +185,12 @@ pub(crate) fn parse(uri: *const c_char, p: *const ozbd_params) -> Result<Params,
         let size = if p.size != 0 { p.size } else { bs as u64 };
         Superblock::new(size, bs, cs, None)?;
     }
+    if p.mode == OZBD_CREATE_NEW && p.size == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "no size given: creating a new volume at {} needs a size",
+            uri.canonical()
+        )));
+    }
     let open = OpenOptions {
         workers: p.workers as usize,
         retry: Duration::from_millis(p.retry_ms as u64),

@@ -65,6 +65,32 @@ pub fn with_deadline<T: Send + 'static>(
     }
 }
 
+/// Check, without starting anything, that this process can reach the
+/// backend `uri` needs: for `ofs://` and `file://`, a libhdfs build and a
+/// CLASSPATH. For front ends that refuse bad configuration before they fork
+/// or register anything; `connect` still makes the full checks.
+pub fn check_environment(uri: &VolumeUri) -> Result<()> {
+    match uri.scheme {
+        Scheme::Mem => Ok(()),
+        Scheme::File | Scheme::Ofs => {
+            if !cfg!(feature = "libhdfs") {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: this build has no libhdfs backend (feature `libhdfs`); rebuild with it",
+                    uri.canonical()
+                )));
+            }
+            let cp = std::env::var("CLASSPATH").unwrap_or_default();
+            if cp.trim().is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "CLASSPATH is not set: {} needs the Hadoop/Ozone client jars and the client configuration directory in it (with the local cluster: eval \"$(scripts/ozone-local env)\")",
+                    uri.canonical()
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Connect to the filesystem holding `uri`.
 pub fn connect(uri: &VolumeUri, opts: &ConnectOptions) -> Result<BackendRef> {
     match uri.scheme {

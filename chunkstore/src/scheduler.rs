@@ -91,8 +91,13 @@ struct SchedState {
     /// Present while the chunk is queued, being processed or parked.
     queues: HashMap<u64, VecDeque<Piece>>,
     ready: VecDeque<u64>,
-    /// Sequence numbers of accepted requests not yet completed (not FLUSHes).
+    /// Sequence numbers of accepted requests whose completion has not yet
+    /// returned (not FLUSHes): the FLUSH barrier waits on these.
     inflight: BTreeSet<u64>,
+    /// Requests and bytes counted against the admission bound; released just
+    /// before a request's completion runs, so a caller that resubmits from
+    /// its completion callback finds room.
+    admitted: usize,
     inflight_bytes: u64,
     flushes: Vec<(u64, Completion)>,
     /// Consecutive failed attempts per chunk (absent: none).
@@ -251,6 +256,7 @@ impl Engine {
             cost,
         });
         st.inflight.insert(seq);
+        st.admitted += 1;
         st.inflight_bytes += cost;
         self.publish_inflight(&st);
         let mut woke = 0;
@@ -298,8 +304,8 @@ impl Engine {
     /// Whether a request of `cost` bytes may be admitted now. An empty engine
     /// admits anything, so one request larger than the bound still runs.
     fn has_room(&self, st: &SchedState, cost: u64) -> bool {
-        st.inflight.is_empty()
-            || (st.inflight.len() < self.limits.max_requests
+        st.admitted == 0
+            || (st.admitted < self.limits.max_requests
                 && st.inflight_bytes + cost <= self.limits.max_bytes)
     }
 
@@ -317,7 +323,7 @@ impl Engine {
     fn publish_inflight(&self, st: &SchedState) {
         self.counters
             .inflight
-            .store(st.inflight.len() as u64, Ordering::Relaxed);
+            .store(st.admitted as u64, Ordering::Relaxed);
         self.counters
             .inflight_bytes
             .store(st.inflight_bytes, Ordering::Relaxed);
@@ -500,6 +506,15 @@ impl Engine {
                 Ok(())
             }
         };
+        // Release the admission slot first: a caller that resubmits from
+        // inside the completion (or on being woken by it) must find room.
+        {
+            let mut st = lock(&self.sched);
+            st.admitted -= 1;
+            st.inflight_bytes -= req.cost;
+            self.publish_inflight(&st);
+        }
+        self.idle.notify_all();
         if let Some(done) = lock(&req.done).take() {
             if catch_unwind(AssertUnwindSafe(|| done(result))).is_err() {
                 Counters::bump(&self.counters.panics);
@@ -509,8 +524,6 @@ impl Engine {
         // Only now may flushes submitted after this request's seq complete.
         let mut st = lock(&self.sched);
         st.inflight.remove(&req.seq);
-        st.inflight_bytes -= req.cost;
-        self.publish_inflight(&st);
         let oldest = st.inflight.first().copied().unwrap_or(u64::MAX);
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.flushes)
             .into_iter()

@@ -550,3 +550,50 @@ fn bad_open_options_are_refused() {
         assert!(e.to_string().contains(want), "{e}");
     }
 }
+
+#[test]
+fn a_completion_that_resubmits_finds_room() {
+    // With room for one request, each completion submits the next one from
+    // inside the callback: the slot must already be free when it runs.
+    let be = Scripted::new();
+    let o = OpenOptions {
+        workers: 2,
+        max_inflight_requests: 1,
+        ..OpenOptions::default()
+    };
+    let vol = Arc::new(create(&be, 4, o));
+    let (tx, rx) = mpsc::channel::<std::result::Result<u32, String>>();
+    fn chain(vol: Arc<Volume>, n: u32, tx: mpsc::Sender<std::result::Result<u32, String>>) {
+        if n == 0 {
+            let _ = tx.send(Ok(0));
+            return;
+        }
+        let buf: &'static [u8] = Box::leak(vec![n as u8; BS as usize].into_boxed_slice());
+        let sg = unsafe { SgList::from_const_slice(buf) };
+        let v = vol.clone();
+        let t = tx.clone();
+        let r = unsafe {
+            vol.try_submit(
+                Op::Write,
+                (n as u64 % 4) * CS,
+                BS,
+                sg,
+                Box::new(move |r| match r {
+                    Ok(()) => chain(v, n - 1, t),
+                    Err(e) => {
+                        let _ = t.send(Err(e.to_string()));
+                    }
+                }),
+            )
+        };
+        if let Err(r) = r {
+            let _ = tx.send(Err(format!("request {n} refused: {}", r.error)));
+        }
+    }
+    chain(vol.clone(), 20, tx);
+    let got = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the chain finished");
+    assert_eq!(got, Ok(0));
+    assert_eq!(vol.stats().busy, 0);
+}
