@@ -460,13 +460,18 @@ ozbd_get_size (void *h)
   return info.size;
 }
 
-/* Minimum: the volume's block size; preferred: the chunk size (capped at
- * the maximum). */
+/* Minimum 1: the engine takes any byte range (a partial block is part of its
+ * chunk's read-modify-write), and a larger minimum makes strict clients such
+ * as libnbd refuse the unaligned writes of nbdfuse's page cache. Preferred:
+ * the chunk size (capped at the maximum), because the chunk, not the block,
+ * is the engine's unit of cost: any write smaller than a chunk is a
+ * read-modify-write of the whole chunk in Ozone, and only a trim or zero
+ * covering whole chunks frees them. */
 static int
 ozbd_block_size (void *h, uint32_t *minimum, uint32_t *preferred,
                  uint32_t *maximum)
 {
-  *minimum = info.block_size;
+  *minimum = 1;
   *preferred = info.chunk_size < OZBD_MAX_REQUEST ? info.chunk_size
                                                   : OZBD_MAX_REQUEST;
   *maximum = OZBD_MAX_REQUEST;
