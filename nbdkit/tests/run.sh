@@ -485,7 +485,7 @@ fi
 # requests after log line LINE.
 pwrites_since() { [[ $(tail -n +$(($1 + 1)) "$LOG" | grep -ac ': debug: ozbd: pwrite count=') -ge $2 ]]; }
 cp_done() { ! kill -0 "$1" 2>/dev/null; }
-RESTART_SLUGS="restart-sigterm restart-reopen restart-checksum restart-map restart-sigkill restart-sigkill-write-kept restart-sigkill-mid-copy"
+RESTART_SLUGS="restart-sigterm restart-stats-logged restart-reopen restart-checksum restart-map restart-sigkill restart-sigkill-write-kept restart-sigkill-mid-copy"
 if requires "$RESTART_SLUGS" nbdcopy qemu-io; then
   sha1=$(vol_sha)
   map1=$(nbdinfo --map "$NBD")
