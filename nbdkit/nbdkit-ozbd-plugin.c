@@ -3,21 +3,29 @@
  * nbdkit-ozbd-plugin: serves a bdev_ozone volume (a chunk store in an Apache
  * Ozone FSO bucket) over NBD through nbdkit.
  *
- * Owns: nbdkit parameter parsing (uri=, size=, block_size=, chunk_size=, uuid=,
- *   create=, workers=, timeout=, retry=); opening ONE engine volume after nbdkit has
+ * Owns: turning nbdkit's key=value parameters (uri=, size=, block_size=,
+ *   chunk_size=, uuid=, create=, workers=, timeout=, retry=, cpumask=,
+ *   max_inflight_requests=, max_inflight_bytes=) into numbers and strings in
+ *   a struct ozbd_params that ozbd_params_init filled with the engine's
+ *   defaults; refusing bad configuration before the fork with the engine's own
+ *   words (ozbd_check_params); opening ONE engine volume after nbdkit has
  *   forked and sharing it across all connections (thread model PARALLEL);
- *   turning each NBD request into ozbd_submit() calls and waiting for their
- *   completions; the NBD capability answers (block size constraints, flush,
- *   native FUA, trim, zero, multi-conn, extents from chunk presence). Byte
- *   ranges that ignore the advertised minimum block size go to the engine as
- *   they are (its chunk read-modify-write covers partial blocks, in order).
+ *   turning each NBD request into one ozbd_submit() call, waiting for room when
+ *   the engine answers -EAGAIN and then for the completion; the NBD capability
+ *   answers (block size constraints, flush, native FUA, trim, zero,
+ *   multi-conn, extents from chunk presence); logging (nbdkit -v) the
+ *   engine's settings JSON after open and its statistics JSON at cleanup.
  *
  * Must never: contain logic of chunking, caching, batching, journaling or the
  *   volume format (everything goes through the engine's C ABI, capi/include/
- *   ozbd.h, exactly as the SPDK module does); start the JVM before nbdkit's fork
- *   (the engine is opened in .after_fork only); report a write, zero, trim or
- *   flush as done before the engine has completed it (the engine's completion
- *   means durable in Ozone, which is why FUA is native).
+ *   ozbd.h, exactly as the SPDK module does); keep a default, a range rule or a
+ *   URI/geometry check of its own (the engine owns them: ozbd_params_init,
+ *   ozbd_check_params, ozbd_open); keep a list of the engine's counters; start
+ *   the JVM before nbdkit's fork (the engine is opened in .after_fork only);
+ *   fail an NBD request because the engine's in-flight bound is reached; report
+ *   a write, zero, trim or flush as done before the engine has completed it
+ *   (the engine's completion means durable in Ozone, which is why FUA is
+ *   native).
  */
 
 #define NBDKIT_API_VERSION 2
@@ -30,8 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include <nbdkit-plugin.h>
 
@@ -44,123 +52,154 @@
 
 /* ---------------------------------------------------------------- parameters */
 
+/* Filled with the engine's defaults in .load, then changed by .config. */
+static struct ozbd_params params;
+static int params_init_status;  /* ozbd_params_init's answer */
 static char *uri;               /* required */
-static int64_t size;            /* 0: open only */
-static uint32_t block_size;     /* 0: the volume's / engine default */
-static int64_t chunk_size;      /* 0: the volume's / engine default */
-static char *uuid;              /* NULL: any (open) or generate (create) */
-static int create_mode = -1;    /* -1: derive from size= */
-static uint32_t workers;        /* 0: engine default */
-static uint32_t timeout_ms;     /* 0: engine default (60 s) */
-static uint32_t retry_ms;       /* 0: engine default (30 s) */
+static char *uuid;              /* params.uuid points here */
+static char *cpumask;           /* params.cpumask points here */
+static int create_key = -1;     /* create=: -1 auto (create iff size= given) */
 
 /* ---------------------------------------------------------------- the volume */
 
 static struct ozbd_volume *vol; /* one per nbdkit process, opened in after_fork */
 static struct ozbd_info info;
 
+/* --help text, with the engine's defaults (filled in .load, which nbdkit
+ * calls before it prints the help). */
+static char config_help[2048];
+
+static void
+ozbd_load (void)
+{
+  struct ozbd_params d;
+
+  params_init_status = ozbd_params_init (&params, sizeof params);
+  if (ozbd_params_init (&d, sizeof d) != 0)
+    memset (&d, 0, sizeof d);
+  snprintf (config_help, sizeof config_help,
+"uri=<URI>            (required) ofs://<om>[:port]/<vol>/<bucket>/<path>\n"
+"size=<SIZE>          size (K/M/G/T suffixes); only needed to create\n"
+"block_size=512|4096  logical block size (create; checked on open)\n"
+"chunk_size=<SIZE>    chunk size, a power of two (create; checked on open)\n"
+"uuid=<UUID>          volume UUID (create; checked on open)\n"
+"create=auto|yes|never|new  auto (default): create iff size= is given\n"
+"workers=<N>          engine worker threads (default %" PRIu32 ")\n"
+"timeout=<SECS>       give up reaching Ozone after SECS (default %" PRIu32 ")\n"
+"retry=<SECS>         retry a transient Ozone failure of an I/O for SECS\n"
+"                     before failing it (default %" PRIu32 "; 0: fail at once)\n"
+"cpumask=<MASK>       CPUs for the engine's and the JVM's threads, \"0x3\" or\n"
+"                     \"[0,1]\" (default: every CPU nbdkit may use)\n"
+"max_inflight_requests=<N>  requests in flight in the engine before new\n"
+"                     ones wait (default %" PRIu32 ")\n"
+"max_inflight_bytes=<SIZE>  bytes in flight in the engine before new ones\n"
+"                     wait (default %" PRIu64 ")",
+            d.workers, d.timeout_ms / 1000, d.retry_ms / 1000,
+            d.max_inflight_requests, d.max_inflight_bytes);
+}
+
 static void
 ozbd_unload (void)
 {
   free (uri);
   free (uuid);
+  free (cpumask);
 }
 
 static int
-parse_u32 (const char *key, const char *value, uint32_t *out)
+set_string (char **dst, const char *value)
 {
-  if (nbdkit_parse_uint32_t (key, value, out) == -1)
+  char *s = strdup (value);
+
+  if (s == NULL) {
+    nbdkit_error ("strdup: %m");
     return -1;
+  }
+  free (*dst);
+  *dst = s;
+  return 0;
+}
+
+static int
+parse_size (const char *key, const char *value, uint64_t *out)
+{
+  int64_t v = nbdkit_parse_size (value);
+
+  if (v == -1)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* SECS into milliseconds (the engine's unit); the range is the engine's. */
+static int
+parse_seconds (const char *key, const char *value, uint32_t *ms)
+{
+  uint32_t s;
+
+  if (nbdkit_parse_uint32_t (key, value, &s) == -1)
+    return -1;
+  if (s > UINT32_MAX / 1000) {
+    nbdkit_error ("%s=%s: too many seconds to hold in milliseconds", key, value);
+    return -1;
+  }
+  *ms = s * 1000;
   return 0;
 }
 
 static int
 ozbd_config (const char *key, const char *value)
 {
-  if (strcmp (key, "uri") == 0) {
-    free (uri);
-    uri = strdup (value);
-    if (uri == NULL) {
-      nbdkit_error ("strdup: %m");
-      return -1;
-    }
-  }
-  else if (strcmp (key, "size") == 0) {
-    size = nbdkit_parse_size (value);
-    if (size == -1)
-      return -1;
-    if (size == 0) {
-      nbdkit_error ("size must be greater than 0");
-      return -1;
-    }
-  }
+  if (strcmp (key, "uri") == 0)
+    return set_string (&uri, value);
+  else if (strcmp (key, "size") == 0)
+    return parse_size (key, value, &params.size);
   else if (strcmp (key, "block_size") == 0) {
-    int64_t v = nbdkit_parse_size (value);
-    if (v == -1)
+    uint64_t v;
+    if (parse_size (key, value, &v) == -1)
       return -1;
-    if (v != 512 && v != 4096) {
-      nbdkit_error ("block_size must be 512 or 4096, not %s", value);
-      return -1;
-    }
-    block_size = v;
-  }
-  else if (strcmp (key, "chunk_size") == 0) {
-    chunk_size = nbdkit_parse_size (value);
-    if (chunk_size == -1)
-      return -1;
-    if (chunk_size < 65536 || chunk_size > 256 * 1024 * 1024 ||
-        (chunk_size & (chunk_size - 1)) != 0) {
-      nbdkit_error ("chunk_size must be a power of two from 64K to 256M, "
-                    "not %s", value);
+    if (v > UINT32_MAX) {
+      nbdkit_error ("block_size=%s: too large", value);
       return -1;
     }
+    params.block_size = v;
   }
+  else if (strcmp (key, "chunk_size") == 0)
+    return parse_size (key, value, &params.chunk_size);
   else if (strcmp (key, "uuid") == 0) {
-    free (uuid);
-    uuid = strdup (value);
-    if (uuid == NULL) {
-      nbdkit_error ("strdup: %m");
+    if (set_string (&uuid, value) == -1)
       return -1;
-    }
+    params.uuid = uuid;
   }
   else if (strcmp (key, "create") == 0) {
     if (strcmp (value, "auto") == 0)
-      create_mode = -1;
+      create_key = -1;
     else if (strcmp (value, "never") == 0 || strcmp (value, "no") == 0)
-      create_mode = OZBD_OPEN_EXISTING;
+      create_key = OZBD_OPEN_EXISTING;
     else if (strcmp (value, "new") == 0)
-      create_mode = OZBD_CREATE_NEW;
+      create_key = OZBD_CREATE_NEW;
     else if (strcmp (value, "yes") == 0)
-      create_mode = OZBD_OPEN_OR_CREATE;
+      create_key = OZBD_OPEN_OR_CREATE;
     else {
       nbdkit_error ("create must be auto, yes, never or new, not '%s'", value);
       return -1;
     }
   }
-  else if (strcmp (key, "workers") == 0) {
-    if (parse_u32 (key, value, &workers) == -1)
+  else if (strcmp (key, "workers") == 0)
+    return nbdkit_parse_uint32_t (key, value, &params.workers);
+  else if (strcmp (key, "timeout") == 0)
+    return parse_seconds (key, value, &params.timeout_ms);
+  else if (strcmp (key, "retry") == 0)
+    return parse_seconds (key, value, &params.retry_ms);
+  else if (strcmp (key, "cpumask") == 0) {
+    if (set_string (&cpumask, value) == -1)
       return -1;
+    params.cpumask = cpumask;
   }
-  else if (strcmp (key, "timeout") == 0) {
-    uint32_t s;
-    if (parse_u32 (key, value, &s) == -1)
-      return -1;
-    if (s == 0 || s > 3600) {
-      nbdkit_error ("timeout must be 1 to 3600 seconds, not %s", value);
-      return -1;
-    }
-    timeout_ms = s * 1000;
-  }
-  else if (strcmp (key, "retry") == 0) {
-    uint32_t s;
-    if (parse_u32 (key, value, &s) == -1)
-      return -1;
-    if (s > 3600) {
-      nbdkit_error ("retry must be 0 to 3600 seconds, not %s", value);
-      return -1;
-    }
-    retry_ms = s == 0 ? 1 : s * 1000;   /* 0 s: fail at the first error */
-  }
+  else if (strcmp (key, "max_inflight_requests") == 0)
+    return nbdkit_parse_uint32_t (key, value, &params.max_inflight_requests);
+  else if (strcmp (key, "max_inflight_bytes") == 0)
+    return parse_size (key, value, &params.max_inflight_bytes);
   else {
     nbdkit_error ("unknown parameter '%s' (see nbdkit-ozbd-plugin --help)",
                   key);
@@ -172,13 +211,17 @@ ozbd_config (const char *key, const char *value)
 static int
 ozbd_config_complete (void)
 {
+  char err[1024] = "";
+  int r;
+
+  if (params_init_status != 0) {
+    nbdkit_error ("ozbd: ozbd_params_init: %s: the engine library does not "
+                  "match ozbd.h", strerror (-params_init_status));
+    return -1;
+  }
   if (uri == NULL) {
     nbdkit_error ("uri=ofs://<om-host>[:port]/<volume>/<bucket>/<path> "
                   "(or file:///<dir>) is required");
-    return -1;
-  }
-  if (strncmp (uri, "ofs://", 6) != 0 && strncmp (uri, "file://", 7) != 0) {
-    nbdkit_error ("uri '%s' must start with ofs:// or file://", uri);
     return -1;
   }
   if (getenv ("CLASSPATH") == NULL || *getenv ("CLASSPATH") == '\0') {
@@ -187,48 +230,59 @@ ozbd_config_complete (void)
                   "eval \"$(scripts/ozone-local env)\"");
     return -1;
   }
-  if (create_mode == -1)
-    create_mode = size > 0 ? OZBD_OPEN_OR_CREATE : OZBD_OPEN_EXISTING;
-  if (create_mode == OZBD_CREATE_NEW && size == 0) {
+  if (create_key == -1)
+    params.mode = params.size > 0 ? OZBD_OPEN_OR_CREATE : OZBD_OPEN_EXISTING;
+  else
+    params.mode = create_key;
+  if (params.mode == OZBD_CREATE_NEW && params.size == 0) {
     nbdkit_error ("create=new needs size=");
+    return -1;
+  }
+  /* The engine's own checks of the URI, geometry and options, before the
+   * fork and without contacting Ozone. */
+  r = ozbd_check_params (uri, &params, err, sizeof err);
+  if (r != 0) {
+    nbdkit_error ("ozbd: %s", err[0] ? err : strerror (-r));
     return -1;
   }
   return 0;
 }
 
-#define ozbd_config_help \
-  "uri=<URI>            (required) ofs://<om>[:port]/<vol>/<bucket>/<path>\n" \
-  "size=<SIZE>          size (K/M/G/T suffixes); only needed to create\n" \
-  "block_size=512|4096  logical block size (create; checked on open)\n" \
-  "chunk_size=<SIZE>    chunk size, 64K..256M (create; checked on open)\n" \
-  "uuid=<UUID>          volume UUID (create; checked on open)\n" \
-  "create=auto|yes|never|new  auto (default): create iff size= is given\n" \
-  "workers=<N>          engine worker threads (default: engine's)\n" \
-  "timeout=<SECS>       give up reaching Ozone after SECS (default 60)\n" \
-  "retry=<SECS>         retry a transient Ozone failure of an I/O for SECS\n" \
-  "                     before failing it (default 30; 0: fail at once)"
+/* Log one of the engine's JSON reports (its own words: the plugin keeps no
+ * list of counters or settings). */
+static void
+log_json (const char *what,
+          int (*report) (const struct ozbd_volume *, char *, size_t))
+{
+  char small[2048];
+  char *buf = small;
+  int n;
+
+  n = report (vol, small, sizeof small);
+  if (n < 0)
+    return;
+  if ((size_t) n >= sizeof small) {
+    buf = malloc (n + 1);
+    if (buf == NULL || report (vol, buf, n + 1) < 0) {
+      free (buf);
+      return;
+    }
+  }
+  nbdkit_debug ("ozbd: %s: %s", what, buf);
+  if (buf != small)
+    free (buf);
+}
 
 static int
 ozbd_after_fork (void)
 {
-  struct ozbd_params p;
   char err[1024] = "";
   int created = 0, r;
 
-  memset (&p, 0, sizeof p);
-  p.size = size;
-  p.block_size = block_size;
-  p.chunk_size = chunk_size;
-  p.uuid = uuid;
-  p.mode = create_mode;
-  p.workers = workers;
-  p.timeout_ms = timeout_ms;
-  p.retry_ms = retry_ms;
-
-  r = ozbd_open (uri, &p, &vol, &created, err, sizeof err);
+  r = ozbd_open (uri, &params, &vol, &created, err, sizeof err);
   if (r != 0) {
     nbdkit_error ("ozbd: cannot open %s: %s (%s)%s", uri, err, strerror (-r),
-                  r == -ENOENT && size == 0
+                  r == -ENOENT && params.size == 0
                   ? "; or pass size= to create it here" : "");
     vol = NULL;
     return -1;
@@ -243,6 +297,7 @@ ozbd_after_fork (void)
                 " chunk %" PRIu64 " uuid %s",
                 created ? "created" : "opened", uri, info.size,
                 info.block_size, info.chunk_size, info.uuid);
+  log_json ("settings", ozbd_settings_json);
   return 0;
 }
 
@@ -250,20 +305,58 @@ static void
 ozbd_cleanup (void)
 {
   if (vol) {
-    struct ozbd_stats s;
-    if (ozbd_get_stats (vol, &s) == 0)
-      nbdkit_debug ("ozbd: closing: reads %" PRIu64 " writes %" PRIu64
-                    " zeroes %" PRIu64 " unmaps %" PRIu64 " flushes %" PRIu64
-                    " errors %" PRIu64 " chunk_puts %" PRIu64
-                    " rmw %" PRIu64 " merged %" PRIu64,
-                    s.reads, s.writes, s.write_zeroes, s.unmaps, s.flushes,
-                    s.errors, s.chunk_puts, s.rmw, s.merged);
+    log_json ("stats", ozbd_stats_json);
     ozbd_close (vol);           /* waits for in-flight I/O */
     vol = NULL;
   }
 }
 
 /* ---------------------------------------------------------------- I/O */
+
+/* Room in the engine: every completion bumps 'completions' and wakes the
+ * requests waiting after an -EAGAIN. The engine calls a completion before it
+ * releases the request's place in its bound, so a request woken this way may
+ * meet -EAGAIN once more with nothing left to complete: the wait is therefore
+ * also bounded in time (1 ms, doubling to 64 ms), and the request resubmitted
+ * after it. It never fails for want of room. */
+static pthread_mutex_t room_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t room_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t completions;
+static unsigned room_waiters;
+
+#define ROOM_WAIT_MIN_NS (1000 * 1000)
+#define ROOM_WAIT_MAX_NS (64 * 1000 * 1000)
+
+static uint64_t
+completions_now (void)
+{
+  uint64_t c;
+
+  pthread_mutex_lock (&room_lock);
+  c = completions;
+  pthread_mutex_unlock (&room_lock);
+  return c;
+}
+
+/* Wait until a completion after 'seen', or for at most 'ns'. */
+static void
+wait_for_room (uint64_t seen, long ns)
+{
+  struct timespec t;
+
+  clock_gettime (CLOCK_REALTIME, &t);
+  t.tv_nsec += ns;
+  t.tv_sec += t.tv_nsec / 1000000000;
+  t.tv_nsec %= 1000000000;
+  pthread_mutex_lock (&room_lock);
+  room_waiters++;
+  while (completions == seen) {
+    if (pthread_cond_timedwait (&room_cond, &room_lock, &t) == ETIMEDOUT)
+      break;
+  }
+  room_waiters--;
+  pthread_mutex_unlock (&room_lock);
+}
 
 struct waiter {
   pthread_mutex_t lock;
@@ -277,6 +370,13 @@ io_done (void *arg, int status)
 {
   struct waiter *w = arg;
 
+  pthread_mutex_lock (&room_lock);
+  completions++;
+  if (room_waiters > 0)
+    pthread_cond_broadcast (&room_cond);
+  pthread_mutex_unlock (&room_lock);
+
+  /* Last touch of *w: the waiting thread may free it once we unlock. */
   pthread_mutex_lock (&w->lock);
   w->status = status;
   w->done = true;
@@ -284,46 +384,57 @@ io_done (void *arg, int status)
   pthread_mutex_unlock (&w->lock);
 }
 
-/* Submit one aligned request and wait for its completion. Returns 0 or -1 with
- * the NBD error set. */
+static const char *
+op_name (int op)
+{
+  static const char *names[] = { "read", "write", "write-zeroes", "unmap",
+                                 "flush" };
+  return op >= 0 && op < 5 ? names[op] : "?";
+}
+
+/* Submit one request (any byte range: the engine covers partial blocks) and
+ * wait for its completion. Returns 0 or -1 with the NBD error set. */
 static int
-do_io (enum ozbd_op op, uint64_t offset, uint64_t len, void *buf)
+do_io (int op, uint64_t offset, uint64_t len, void *buf)
 {
   struct waiter w = { .done = false, .status = 0 };
   struct iovec iov = { .iov_base = buf, .iov_len = len };
   bool data = op == OZBD_OP_READ || op == OZBD_OP_WRITE;
+  long backoff = ROOM_WAIT_MIN_NS;
+  int r;
 
   pthread_mutex_init (&w.lock, NULL);
   pthread_cond_init (&w.cond, NULL);
-  ozbd_submit (vol, op, offset, len, data ? &iov : NULL, data ? 1 : 0,
-               io_done, &w);
-  pthread_mutex_lock (&w.lock);
-  while (!w.done)
-    pthread_cond_wait (&w.cond, &w.lock);
-  pthread_mutex_unlock (&w.lock);
+  for (;;) {
+    uint64_t seen = completions_now ();
+    r = ozbd_submit (vol, op, offset, len, data ? &iov : NULL, data ? 1 : 0,
+                     io_done, &w);
+    if (r != -EAGAIN)
+      break;
+    wait_for_room (seen, backoff);
+    if (backoff < ROOM_WAIT_MAX_NS)
+      backoff *= 2;
+  }
+  if (r == 0) {
+    pthread_mutex_lock (&w.lock);
+    while (!w.done)
+      pthread_cond_wait (&w.cond, &w.lock);
+    pthread_mutex_unlock (&w.lock);
+  }
   pthread_cond_destroy (&w.cond);
   pthread_mutex_destroy (&w.lock);
 
-  if (w.status != 0) {
-    static const char *names[] = { "read", "write", "write-zeroes", "unmap",
-                                   "flush" };
-    int e = -w.status;
-    nbdkit_error ("ozbd: %s at %" PRIu64 "+%" PRIu64 ": %s",
-                  (unsigned) op < 5 ? names[op] : "?", offset, len,
-                  strerror (e));
-    nbdkit_set_error (e);
+  if (r != 0) {
+    /* Not accepted (the engine logged why); the callback never runs. */
+    nbdkit_error ("ozbd: %s at %" PRIu64 "+%" PRIu64 " not accepted: %s",
+                  op_name (op), offset, len, strerror (-r));
+    nbdkit_set_error (-r);
     return -1;
   }
-  return 0;
-}
-
-static int
-check_range (uint32_t count, uint64_t offset)
-{
-  if (offset > info.size || count > info.size - offset) {
-    nbdkit_error ("ozbd: request %" PRIu64 "+%" PRIu32 " beyond the end "
-                  "(%" PRIu64 ")", offset, count, info.size);
-    nbdkit_set_error (EINVAL);
+  if (w.status != 0) {
+    nbdkit_error ("ozbd: %s at %" PRIu64 "+%" PRIu64 ": %s",
+                  op_name (op), offset, len, strerror (-w.status));
+    nbdkit_set_error (-w.status);
     return -1;
   }
   return 0;
@@ -349,11 +460,18 @@ ozbd_get_size (void *h)
   return info.size;
 }
 
+/* Minimum 1: the engine takes any byte range (a partial block is part of its
+ * chunk's read-modify-write), and a larger minimum makes strict clients such
+ * as libnbd refuse the unaligned writes of nbdfuse's page cache. Preferred:
+ * the chunk size (capped at the maximum), because the chunk, not the block,
+ * is the engine's unit of cost: any write smaller than a chunk is a
+ * read-modify-write of the whole chunk in Ozone, and only a trim or zero
+ * covering whole chunks frees them. */
 static int
 ozbd_block_size (void *h, uint32_t *minimum, uint32_t *preferred,
                  uint32_t *maximum)
 {
-  *minimum = info.block_size;
+  *minimum = 1;
   *preferred = info.chunk_size < OZBD_MAX_REQUEST ? info.chunk_size
                                                   : OZBD_MAX_REQUEST;
   *maximum = OZBD_MAX_REQUEST;
@@ -364,15 +482,12 @@ static int ozbd_can_true (void *h) { return 1; }
 static int ozbd_can_false (void *h) { return 0; }
 static int ozbd_can_fua (void *h) { return NBDKIT_FUA_NATIVE; }
 
-/* NBD clients may send any byte range: the engine takes it as is and covers
- * partial blocks with the chunk's read-modify-write, ordered with every other
- * request on that chunk (so concurrent clients never lose each other's bytes). */
+/* nbdkit has already checked the range against the export size; the engine
+ * checks it again and answers -EINVAL. */
 static int
 ozbd_pread (void *h, void *buf, uint32_t count, uint64_t offset,
             uint32_t flags)
 {
-  if (check_range (count, offset) == -1)
-    return -1;
   return do_io (OZBD_OP_READ, offset, count, buf);
 }
 
@@ -381,8 +496,6 @@ static int
 ozbd_pwrite (void *h, const void *buf, uint32_t count, uint64_t offset,
              uint32_t flags)
 {
-  if (check_range (count, offset) == -1)
-    return -1;
   return do_io (OZBD_OP_WRITE, offset, count, (void *) buf);
 }
 
@@ -393,17 +506,14 @@ ozbd_zero (void *h, uint32_t count, uint64_t offset, uint32_t flags)
     nbdkit_set_error (ENOTSUP);
     return -1;
   }
-  if (check_range (count, offset) == -1)
-    return -1;
   return do_io (OZBD_OP_WRITE_ZEROES, offset, count, NULL);
 }
 
-/* Trim: the engine discards whole chunks and zeroes the partial ones. */
+/* Trim: the engine deletes the whole chunks inside the range and zeroes the
+ * rest of it (so a trimmed range reads as zeros). */
 static int
 ozbd_trim (void *h, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  if (check_range (count, offset) == -1)
-    return -1;
   return do_io (OZBD_OP_UNMAP, offset, count, NULL);
 }
 
@@ -456,13 +566,14 @@ ozbd_extents (void *h, uint32_t count, uint64_t offset, uint32_t flags,
 static struct nbdkit_plugin plugin = {
   .name              = "ozbd",
   .longname          = "bdev_ozone volume in Apache Ozone",
-  .version           = "0.1.0",
+  .version           = "0.2.0",
   .description       = "Serve a bdev_ozone chunk-store volume in an Ozone "
                        "FSO bucket",
+  .load              = ozbd_load,
   .unload            = ozbd_unload,
   .config            = ozbd_config,
   .config_complete   = ozbd_config_complete,
-  .config_help       = ozbd_config_help,
+  .config_help       = config_help,
   .magic_config_key  = "uri",
   .after_fork        = ozbd_after_fork,
   .cleanup           = ozbd_cleanup,
