@@ -224,22 +224,12 @@ ozbd_config_complete (void)
                   "(or file:///<dir>) is required");
     return -1;
   }
-  if (getenv ("CLASSPATH") == NULL || *getenv ("CLASSPATH") == '\0') {
-    nbdkit_error ("CLASSPATH is not set: the engine needs the Hadoop/Ozone "
-                  "client jars and config dir, e.g. "
-                  "eval \"$(scripts/ozone-local env)\"");
-    return -1;
-  }
   if (create_key == -1)
     params.mode = params.size > 0 ? OZBD_OPEN_OR_CREATE : OZBD_OPEN_EXISTING;
   else
     params.mode = create_key;
-  if (params.mode == OZBD_CREATE_NEW && params.size == 0) {
-    nbdkit_error ("create=new needs size=");
-    return -1;
-  }
-  /* The engine's own checks of the URI, geometry and options, before the
-   * fork and without contacting Ozone. */
+  /* The engine's own checks of the URI, geometry, options, a size to create
+   * with and the CLASSPATH, before the fork and without contacting Ozone. */
   r = ozbd_check_params (uri, &params, err, sizeof err);
   if (r != 0) {
     nbdkit_error ("ozbd: %s", err[0] ? err : strerror (-r));

@@ -227,10 +227,10 @@ echo "# nbdkit $(nbdkit --version | cut -d' ' -f2), volume $URI, work dir $WORK"
 expect_prefork_error "error: uri= missing" "uri=ofs://.*is required" size=1M
 expect_prefork_error "error: unparsable size" "could not parse size: unknown suffix 'Q'" uri="$URI" size=12Q
 expect_prefork_error "error: unknown parameter" "unknown parameter 'bogus'" uri="$URI" bogus=1
-expect_prefork_error "error: create=new without size" "create=new needs size=" uri="$URI" create=new
+expect_prefork_error "error: create=new without size" "no size given: creating a new volume at" uri="$URI" create=new
 expect_prefork_error "error: timeout= too large for milliseconds" "timeout=4294968: too many seconds" uri="$URI" timeout=4294968
 PREFORK_ENV=(env -u CLASSPATH)
-expect_prefork_error "error: CLASSPATH unset in the environment" "CLASSPATH is not set: the engine needs the Hadoop/Ozone client jars" uri="$URI"
+expect_prefork_error "error: CLASSPATH unset in the environment" "CLASSPATH is not set: ofs://" uri="$URI"
 PREFORK_ENV=(env)
 # The engine's (ozbd_check_params in config_complete: its words, before the fork).
 expect_prefork_error "error: bad block_size (engine)" "ozbd: invalid argument: block size 1000 is not supported: use 512 or 4096" \
