@@ -5,13 +5,17 @@
 
 /*
  * bdev_ozone: an SPDK bdev backed by a bdev_ozone engine volume (a chunk store in an
- * Apache Ozone FSO bucket), reached only through the engine's C ABI (ozbd.h).
+ * Apache Ozone FSO bucket), reached only through the engine's C ABI (ozbd.h, v2).
  * Owns: the bdev module registration, the registry of open (and opening/closing) volumes,
- * the I/O path (submit to the engine, forward each completion to the submitting SPDK
- * thread), the blocking helper pthreads, dump_info_json and write_config_json.
- * Must never: make a JNI/JVM call (ozbd_open, ozbd_close, ozbd_destroy) on an SPDK
+ * the I/O path (submit to the engine; each completion goes onto its channel's lock-free
+ * completion list, which the channel's SPDK thread drains), the blocking helper pthreads
+ * (close, destroy), the translation of the create options into ozbd_params, and
+ * dump_info_json / write_config_json.
+ * Must never: make a blocking engine call (ozbd_open, ozbd_close, ozbd_destroy) on an SPDK
  * reactor thread; complete an spdk_bdev_io on any thread but the one that submitted it;
- * wait on Ozone on the app thread; block in write_config_json.
+ * keep an engine default or a list of engine statistics of its own (ozbd_params_init and
+ * ozbd_stats_json own those); validate what ozbd_check_params validates; wait on Ozone on
+ * the app thread; block in write_config_json; change the process's environment.
  */
 
 #include "spdk/stdinc.h"
@@ -30,6 +34,24 @@
 
 #define BDEV_OZONE_ERRLEN 512
 
+/*
+ * Largest UNMAP / WRITE_ZEROES handed to the engine at once. The engine turns a request
+ * into one piece per chunk, allocated in ozbd_submit on the submitting reactor, so an
+ * unbounded request (one UNMAP of a whole 10 TiB volume is 2.6 million 4 MiB chunks) would
+ * allocate millions of pieces on a reactor and hold them until the last chunk is done.
+ * With these bounds the bdev layer splits such a request into children of at most
+ * 256 chunks and at most 1 GiB (the two agree for the default 4 MiB chunk), and runs at
+ * most SPDK_BDEV_MAX_CHILDREN_UNMAP_WRITE_ZEROES_REQS (8) of them at a time: a few
+ * thousand pieces in flight, whatever the volume's size. 1 GiB keeps one child's work
+ * (at most 256 chunk deletes or rewrites) short for large chunks; 256 chunks keeps the
+ * pieces few for small ones.
+ */
+#define BDEV_OZONE_MAX_DISCARD_CHUNKS	256
+#define BDEV_OZONE_MAX_DISCARD_BYTES	(1ULL << 30)
+
+/* How long a non-SPDK thread retries spdk_thread_send_msg before giving up (ms). */
+#define BDEV_OZONE_SEND_RETRY_MS	1000
+
 enum bdev_ozone_state {
 	BDEV_OZONE_OPENING,
 	BDEV_OZONE_OPEN,
@@ -42,18 +64,11 @@ struct bdev_ozone {
 	struct ozbd_info		info;
 	enum bdev_ozone_state		state;
 
-	/* Parameters as requested (kept for write_config_json). */
-	char				*name;
-	char				*uri;
-	char				*uuid_param;
-	uint64_t			size;
-	uint32_t			block_size;
-	uint64_t			chunk_size;
-	uint32_t			timeout_ms;
-	uint32_t			workers;
-	uint32_t			retry_ms;
+	/* The options as requested (owned copies; kept for write_config_json). The URI has
+	 * its trailing slashes removed. */
+	struct bdev_ozone_create_opts	opts;
 
-	/* Result of the last blocking job (open, close/destroy). */
+	/* Result of the last asynchronous step (open, close/destroy). */
 	int				rc;
 	int				created;
 	char				errmsg[BDEV_OZONE_ERRLEN];
@@ -74,15 +89,27 @@ struct bdev_ozone_delete_ctx {
 	char			errmsg[BDEV_OZONE_ERRLEN];
 };
 
+struct bdev_ozone_ch;
+
 /* Per-I/O context (spdk_bdev_io->driver_ctx). */
 struct bdev_ozone_io {
-	struct spdk_thread	*thread;
+	struct bdev_ozone_io	*next;	/* on the channel's completion list */
+	struct bdev_ozone_ch	*ch;
 	int			status;
 };
 
-/* Per-thread channel: nothing to keep, the engine is thread-safe. */
+/*
+ * Per-thread channel. `done` is a lock-free list (a Treiber stack: engine threads push,
+ * the channel's thread takes the whole list at once) of I/Os the engine has completed.
+ * Whoever pushes onto an empty list sends the channel's thread one message to drain it,
+ * so at most two drain messages per channel exist at any time (one running, one queued),
+ * however many I/Os complete: the I/O path cannot exhaust SPDK's message pool, and never
+ * retries or spins.
+ */
 struct bdev_ozone_ch {
 	struct bdev_ozone	*disk;
+	struct spdk_thread	*thread;
+	struct bdev_ozone_io	*done;
 };
 
 /* Every volume this module holds, in any state; touched only on the app thread. */
@@ -105,46 +132,39 @@ SPDK_BDEV_MODULE_REGISTER(ozone, &ozone_if)
 
 SPDK_LOG_REGISTER_COMPONENT(bdev_ozone)
 
-/*
- * When this module is loaded with LD_PRELOAD, drop it from LD_PRELOAD for child processes:
- * the JVM started by the engine runs helpers (jspawnhelper, `id`, ...) that must not load
- * SPDK. The dynamic loader has already read the variable for this process.
- */
-__attribute__((constructor)) static void
-bdev_ozone_scrub_ld_preload(void)
-{
-	const char *pre = getenv("LD_PRELOAD");
-	char *copy, *tok, *save = NULL, *out;
-	size_t n;
+/* ---------------------------------------------------------------------------------------- */
+/* Messages from engine threads and helper pthreads */
 
-	if (pre == NULL || strstr(pre, "libspdk_bdev_ozone") == NULL) {
-		return;
-	}
-	copy = strdup(pre);
-	out = calloc(1, strlen(pre) + 1);
-	if (copy == NULL || out == NULL) {
-		free(copy);
-		free(out);
-		return;
-	}
-	for (tok = strtok_r(copy, ": ", &save); tok != NULL; tok = strtok_r(NULL, ": ", &save)) {
-		if (strstr(tok, "libspdk_bdev_ozone") != NULL) {
-			continue;
+/*
+ * Send `fn(ctx)` to an SPDK thread from any thread. spdk_thread_send_msg is allowed from a
+ * non-SPDK thread and fails only when SPDK's message pool is empty (SPDK v26.05 even
+ * aborts by itself then). A non-SPDK thread retries for at most BDEV_OZONE_SEND_RETRY_MS;
+ * an SPDK thread never waits. If the message still cannot be sent, an I/O or a
+ * create/delete would never complete: say why and abort rather than hang.
+ */
+static void
+bdev_ozone_send_msg(struct spdk_thread *thread, spdk_msg_fn fn, void *ctx, const char *what)
+{
+	int rc, waited;
+
+	for (waited = 0;; waited++) {
+		rc = spdk_thread_send_msg(thread, fn, ctx);
+		if (spdk_likely(rc == 0)) {
+			return;
 		}
-		n = strlen(out);
-		snprintf(out + n, strlen(pre) + 1 - n, "%s%s", n ? ":" : "", tok);
+		if (waited >= BDEV_OZONE_SEND_RETRY_MS || spdk_get_thread() != NULL) {
+			break;
+		}
+		usleep(1000);
 	}
-	if (out[0] == '\0') {
-		unsetenv("LD_PRELOAD");
-	} else {
-		setenv("LD_PRELOAD", out, 1);
-	}
-	free(copy);
-	free(out);
+	SPDK_ERRLOG("cannot send %s to SPDK thread %s: %s (after %d ms); aborting, since it "
+		    "could never complete. Raise the app's --msg-mempool-size.\n", what,
+		    spdk_thread_get_name(thread), spdk_strerror(-rc), waited);
+	abort();
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Helper pthreads: every blocking engine call (JVM, Ozone) runs on one of these. */
+/* Helper pthreads: the blocking engine calls ozbd_close and ozbd_destroy run on these. */
 
 typedef void (*bdev_ozone_fn)(struct bdev_ozone *disk);
 
@@ -155,42 +175,27 @@ struct bdev_ozone_job {
 	struct spdk_thread	*thread;
 };
 
-/* Send a message from a non-SPDK thread; retries while the message pool is empty. */
-static void
-bdev_ozone_send_msg(struct spdk_thread *thread, spdk_msg_fn fn, void *ctx)
-{
-	int rc;
-
-	while ((rc = spdk_thread_send_msg(thread, fn, ctx)) != 0) {
-		SPDK_WARNLOG("spdk_thread_send_msg: %s; retrying\n", spdk_strerror(-rc));
-		usleep(100);
-	}
-}
-
 static void *
 bdev_ozone_job_main(void *arg)
 {
 	struct bdev_ozone_job *job = arg;
 
 	job->work(job->disk);
-	bdev_ozone_send_msg(job->thread, job->done, job->disk);
+	bdev_ozone_send_msg(job->thread, job->done, job->disk, "a close/destroy result");
 	free(job);
 	return NULL;
 }
 
 /*
- * Start `work` on a detached pthread that may run on every CPU: threads inherit their
- * creator's affinity, and the engine's workers and the JVM's threads are created from
- * this one, so they must not inherit a reactor's single core.
+ * Start `work` on a detached pthread, then run `done` on the calling SPDK thread. The
+ * pthread inherits the caller's CPU affinity: it only waits (for in-flight I/O, for
+ * Ozone); the engine places the threads it starts itself (params.cpumask).
  */
 static int
 bdev_ozone_run_job(struct bdev_ozone *disk, bdev_ozone_fn work, spdk_msg_fn done)
 {
 	struct bdev_ozone_job *job;
-	pthread_attr_t attr;
 	pthread_t tid;
-	cpu_set_t cpus;
-	long i, ncpu;
 	int rc;
 
 	job = calloc(1, sizeof(*job));
@@ -202,22 +207,106 @@ bdev_ozone_run_job(struct bdev_ozone *disk, bdev_ozone_fn work, spdk_msg_fn done
 	job->done = done;
 	job->thread = spdk_get_thread();
 
-	CPU_ZERO(&cpus);
-	ncpu = sysconf(_SC_NPROCESSORS_CONF);
-	for (i = 0; i < ncpu && i < CPU_SETSIZE; i++) {
-		CPU_SET(i, &cpus);
-	}
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setaffinity_np(&attr, sizeof(cpus), &cpus);
-	rc = pthread_create(&tid, &attr, bdev_ozone_job_main, job);
-	pthread_attr_destroy(&attr);
+	rc = pthread_create(&tid, NULL, bdev_ozone_job_main, job);
 	if (rc != 0) {
 		free(job);
 		return -rc;
 	}
+	pthread_detach(tid);
 	pthread_setname_np(tid, "ozbd_spdk_job");
 	return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Options */
+
+static void
+bdev_ozone_opts_free(struct bdev_ozone_create_opts *o)
+{
+	free(o->name);
+	free(o->uri);
+	free(o->uuid);
+	free(o->cpumask);
+	memset(o, 0, sizeof(*o));
+}
+
+/* Normalize a volume URI for the registry: no trailing slashes. */
+static char *
+bdev_ozone_normalize_uri(const char *uri)
+{
+	char *u = strdup(uri);
+	size_t n;
+
+	if (u == NULL) {
+		return NULL;
+	}
+	n = strlen(u);
+	while (n > 1 && u[n - 1] == '/' && u[n - 2] != '/') {
+		u[--n] = '\0';
+	}
+	return u;
+}
+
+static int
+bdev_ozone_opts_copy(struct bdev_ozone_create_opts *dst, const struct bdev_ozone_create_opts *src)
+{
+	*dst = *src;
+	dst->name = strdup(src->name);
+	dst->uri = bdev_ozone_normalize_uri(src->uri);
+	dst->uuid = src->uuid ? strdup(src->uuid) : NULL;
+	dst->cpumask = src->cpumask ? strdup(src->cpumask) : NULL;
+	if (dst->name == NULL || dst->uri == NULL || (src->uuid && dst->uuid == NULL) ||
+	    (src->cpumask && dst->cpumask == NULL)) {
+		bdev_ozone_opts_free(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The engine's defaults (ozbd_params_init), overridden by what the user gave. Pointers in
+ * `p` point into `o`. */
+static void
+bdev_ozone_opts_to_params(const struct bdev_ozone_create_opts *o, struct ozbd_params *p)
+{
+	ozbd_params_init(p, sizeof(*p));
+	p->mode = OZBD_OPEN_OR_CREATE;
+	p->size = o->size;
+	p->block_size = o->block_size;
+	p->chunk_size = o->chunk_size;
+	p->uuid = o->uuid;
+	p->cpumask = o->cpumask;
+	if (o->timeout_ms.set) {
+		p->timeout_ms = o->timeout_ms.val;
+	}
+	if (o->workers.set) {
+		p->workers = o->workers.val;
+	}
+	if (o->retry_ms.set) {
+		p->retry_ms = o->retry_ms.val;
+	}
+	if (o->max_inflight_requests.set) {
+		p->max_inflight_requests = o->max_inflight_requests.val;
+	}
+	if (o->max_inflight_bytes.set) {
+		p->max_inflight_bytes = o->max_inflight_bytes.val;
+	}
+}
+
+int
+bdev_ozone_check_opts(const struct bdev_ozone_create_opts *opts, char *msg, size_t msglen)
+{
+	struct ozbd_params p;
+
+	if (opts->name == NULL || opts->name[0] == '\0') {
+		snprintf(msg, msglen, "the bdev name must not be empty");
+		return -EINVAL;
+	}
+	if (opts->uri == NULL) {
+		snprintf(msg, msglen, "no volume URI given");
+		return -EINVAL;
+	}
+	bdev_ozone_opts_to_params(opts, &p);
+	return ozbd_check_params(opts->uri, &p, msg, msglen);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -226,9 +315,7 @@ bdev_ozone_run_job(struct bdev_ozone *disk, bdev_ozone_fn work, spdk_msg_fn done
 static void
 bdev_ozone_free(struct bdev_ozone *disk)
 {
-	free(disk->name);
-	free(disk->uri);
-	free(disk->uuid_param);
+	bdev_ozone_opts_free(&disk->opts);
 	free(disk);
 }
 
@@ -238,7 +325,7 @@ bdev_ozone_find_by_name(const char *name)
 	struct bdev_ozone *disk;
 
 	TAILQ_FOREACH(disk, &g_disks, link) {
-		if (strcmp(disk->name, name) == 0) {
+		if (strcmp(disk->opts.name, name) == 0) {
 			return disk;
 		}
 	}
@@ -251,7 +338,7 @@ bdev_ozone_find_by_uri(const char *uri)
 	struct bdev_ozone *disk;
 
 	TAILQ_FOREACH(disk, &g_disks, link) {
-		if (strcmp(disk->uri, uri) == 0) {
+		if (strcmp(disk->opts.uri, uri) == 0) {
 			return disk;
 		}
 	}
@@ -276,53 +363,93 @@ bdev_ozone_get_ctx_size(void)
 	return sizeof(struct bdev_ozone_io);
 }
 
-/* On the submitting thread. */
+/* On the submitting thread: the engine's status, with its errno. */
 static void
-bdev_ozone_io_complete_msg(void *ctx)
+bdev_ozone_io_complete(struct bdev_ozone_io *io)
 {
-	struct spdk_bdev_io *bdev_io = ctx;
-	struct bdev_ozone_io *io = (struct bdev_ozone_io *)bdev_io->driver_ctx;
+	struct spdk_bdev_io *bdev_io = spdk_bdev_io_from_ctx(io);
 
-	if (io->status != 0) {
-		SPDK_DEBUGLOG(bdev_ozone, "%s: I/O type %d failed: %s\n", bdev_io->bdev->name,
-			      bdev_io->type, spdk_strerror(-io->status));
+	if (spdk_likely(io->status == 0)) {
+		spdk_bdev_io_complete(bdev_io, SPDK_BDEV_IO_STATUS_SUCCESS);
+		return;
 	}
-	spdk_bdev_io_complete(bdev_io, io->status == 0 ? SPDK_BDEV_IO_STATUS_SUCCESS :
-			      SPDK_BDEV_IO_STATUS_FAILED);
+	SPDK_DEBUGLOG(bdev_ozone, "%s: I/O type %d at block %" PRIu64 " failed: %s\n",
+		      bdev_io->bdev->name, bdev_io->type, bdev_io->u.bdev.offset_blocks,
+		      spdk_strerror(-io->status));
+	spdk_bdev_io_complete_aio_status(bdev_io, io->status);
 }
 
-/* Engine callback: on an engine thread, or on the submitting thread for requests the
- * engine rejects or finishes at once. Always hand the completion to the submitting
- * thread through its message queue (this also wakes it in interrupt mode). */
+/* On the channel's thread: complete everything on the completion list, oldest first. */
+static void
+bdev_ozone_ch_drain(void *ctx)
+{
+	struct bdev_ozone_ch *ch = ctx;
+	struct bdev_ozone_io *list, *fifo = NULL, *io;
+
+	list = __atomic_exchange_n(&ch->done, NULL, __ATOMIC_ACQUIRE);
+	while (list != NULL) {
+		io = list;
+		list = io->next;
+		io->next = fifo;
+		fifo = io;
+	}
+	/* `ch` is not touched below: completing the last I/O may let the channel go. */
+	while (fifo != NULL) {
+		io = fifo;
+		fifo = io->next;
+		bdev_ozone_io_complete(io);
+	}
+}
+
+/* Engine callback: on an engine thread, or on the submitting thread inside ozbd_submit
+ * (a request with nothing to do). Either way the completion is deferred to the channel's
+ * thread through its completion list; never completed inside submit_request. */
 static void
 bdev_ozone_io_done(void *cb_arg, int status)
 {
-	struct spdk_bdev_io *bdev_io = cb_arg;
-	struct bdev_ozone_io *io = (struct bdev_ozone_io *)bdev_io->driver_ctx;
+	struct bdev_ozone_io *io = cb_arg;
+	struct bdev_ozone_ch *ch = io->ch;
+	struct bdev_ozone_io *head;
 
 	io->status = status;
-	if (spdk_get_thread() == io->thread) {
-		/* Synchronous completion inside ozbd_submit: defer, never block a reactor. */
-		if (spdk_thread_send_msg(io->thread, bdev_ozone_io_complete_msg, bdev_io) != 0) {
-			bdev_ozone_io_complete_msg(bdev_io);
-		}
-		return;
+	head = __atomic_load_n(&ch->done, __ATOMIC_RELAXED);
+	do {
+		io->next = head;
+	} while (!__atomic_compare_exchange_n(&ch->done, &head, io, true, __ATOMIC_RELEASE,
+					      __ATOMIC_RELAXED));
+	if (head == NULL) {
+		bdev_ozone_send_msg(ch->thread, bdev_ozone_ch_drain, ch, "I/O completions");
 	}
-	bdev_ozone_send_msg(io->thread, bdev_ozone_io_complete_msg, bdev_io);
 }
 
 static void
-bdev_ozone_submit(struct bdev_ozone *disk, struct spdk_bdev_io *bdev_io, enum ozbd_op op,
+bdev_ozone_submit(struct bdev_ozone *disk, struct spdk_bdev_io *bdev_io, int op,
 		  const struct iovec *iov, int iovcnt)
 {
+	struct bdev_ozone_io *io = (struct bdev_ozone_io *)bdev_io->driver_ctx;
 	uint64_t bs = disk->bdev.blocklen;
 	uint64_t offset = 0, len = 0;
+	int rc;
 
 	if (op != OZBD_OP_FLUSH) {
 		offset = bdev_io->u.bdev.offset_blocks * bs;
 		len = bdev_io->u.bdev.num_blocks * bs;
 	}
-	ozbd_submit(disk->vol, op, offset, len, iov, iovcnt, bdev_ozone_io_done, bdev_io);
+	rc = ozbd_submit(disk->vol, op, offset, len, iov, iovcnt, bdev_ozone_io_done, io);
+	if (spdk_likely(rc == 0)) {
+		return;
+	}
+	/* Not accepted, and the callback will never run. */
+	if (rc == -EAGAIN) {
+		/* The engine's in-flight bound: the bdev layer queues the I/O and retries it
+		 * when another I/O completes (or from its own poller when none is left). */
+		spdk_bdev_io_complete(bdev_io, SPDK_BDEV_IO_STATUS_NOMEM);
+		return;
+	}
+	SPDK_ERRLOG("%s: the engine refused I/O type %d at block %" PRIu64 " (%" PRIu64
+		    " blocks): %s\n", disk->bdev.name, bdev_io->type, bdev_io->u.bdev.offset_blocks,
+		    bdev_io->u.bdev.num_blocks, spdk_strerror(-rc));
+	spdk_bdev_io_complete_aio_status(bdev_io, rc);
 }
 
 static void
@@ -331,7 +458,7 @@ bdev_ozone_get_buf_cb(struct spdk_io_channel *ch, struct spdk_bdev_io *bdev_io, 
 	struct bdev_ozone *disk = bdev_io->bdev->ctxt;
 
 	if (!success) {
-		spdk_bdev_io_complete(bdev_io, SPDK_BDEV_IO_STATUS_FAILED);
+		spdk_bdev_io_complete_aio_status(bdev_io, -ENOMEM);
 		return;
 	}
 	bdev_ozone_submit(disk, bdev_io, OZBD_OP_READ, bdev_io->u.bdev.iovs,
@@ -339,12 +466,13 @@ bdev_ozone_get_buf_cb(struct spdk_io_channel *ch, struct spdk_bdev_io *bdev_io, 
 }
 
 static void
-bdev_ozone_submit_request(struct spdk_io_channel *ch, struct spdk_bdev_io *bdev_io)
+bdev_ozone_submit_request(struct spdk_io_channel *_ch, struct spdk_bdev_io *bdev_io)
 {
 	struct bdev_ozone *disk = bdev_io->bdev->ctxt;
 	struct bdev_ozone_io *io = (struct bdev_ozone_io *)bdev_io->driver_ctx;
 
-	io->thread = spdk_get_thread();
+	io->ch = spdk_io_channel_get_ctx(_ch);
+	io->next = NULL;
 	io->status = 0;
 
 	switch (bdev_io->type) {
@@ -369,7 +497,7 @@ bdev_ozone_submit_request(struct spdk_io_channel *ch, struct spdk_bdev_io *bdev_
 		bdev_ozone_submit(disk, bdev_io, OZBD_OP_FLUSH, NULL, 0);
 		break;
 	default:
-		spdk_bdev_io_complete(bdev_io, SPDK_BDEV_IO_STATUS_FAILED);
+		spdk_bdev_io_complete_aio_status(bdev_io, -ENOTSUP);
 		break;
 	}
 }
@@ -396,12 +524,19 @@ bdev_ozone_ch_create(void *io_device, void *ctx_buf)
 	struct bdev_ozone_ch *ch = ctx_buf;
 
 	ch->disk = io_device;
+	ch->thread = spdk_get_thread();
+	ch->done = NULL;
 	return 0;
 }
 
 static void
 bdev_ozone_ch_destroy(void *io_device, void *ctx_buf)
 {
+	struct bdev_ozone_ch *ch = ctx_buf;
+
+	/* The bdev layer releases a channel only when no I/O submitted on it is left. */
+	assert(__atomic_load_n(&ch->done, __ATOMIC_ACQUIRE) == NULL);
+	(void)ch;
 }
 
 static struct spdk_io_channel *
@@ -415,70 +550,95 @@ bdev_ozone_get_io_channel(void *ctx)
 /* ---------------------------------------------------------------------------------------- */
 /* Info and config */
 
+typedef int (*bdev_ozone_json_fn)(const struct ozbd_volume *vol, char *buf, size_t len);
+
+/* Write the engine's JSON object (statistics or settings) as the value of `name`, as it
+ * comes: the module keeps no list of the engine's counters. */
+static void
+bdev_ozone_write_engine_json(struct spdk_json_write_ctx *w, const char *name,
+			     bdev_ozone_json_fn fn, const struct ozbd_volume *vol)
+{
+	char stackbuf[4096], *buf = stackbuf;
+	int n;
+
+	n = fn(vol, buf, sizeof(stackbuf));
+	if (n >= (int)sizeof(stackbuf)) {
+		buf = malloc((size_t)n + 1);
+		n = buf ? fn(vol, buf, (size_t)n + 1) : -ENOMEM;
+	}
+	if (n < 0) {
+		spdk_json_write_named_string(w, name, spdk_strerror(-n));
+	} else {
+		spdk_json_write_name(w, name);
+		spdk_json_write_val_raw(w, buf, (size_t)n);
+	}
+	if (buf != stackbuf) {
+		free(buf);
+	}
+}
+
 static int
 bdev_ozone_dump_info_json(void *ctx, struct spdk_json_write_ctx *w)
 {
 	struct bdev_ozone *disk = ctx;
-	struct ozbd_stats st = {};
-
-	ozbd_get_stats(disk->vol, &st);
 
 	spdk_json_write_named_object_begin(w, "ozone");
-	spdk_json_write_named_string(w, "uri", disk->uri);
+	spdk_json_write_named_string(w, "uri", disk->opts.uri);
 	spdk_json_write_named_string(w, "uuid", disk->info.uuid);
 	spdk_json_write_named_uint64(w, "size", disk->info.size);
 	spdk_json_write_named_uint32(w, "block_size", disk->info.block_size);
 	spdk_json_write_named_uint64(w, "chunk_size", disk->info.chunk_size);
 	spdk_json_write_named_uint64(w, "chunk_count", disk->info.chunk_count);
-	/* What the bdev advertises (bdev_get_bdevs does not print it). */
+	if (disk->opts.cpumask != NULL) {
+		spdk_json_write_named_string(w, "cpumask", disk->opts.cpumask);
+	}
+	/* What the bdev advertises (bdev_get_bdevs does not print these). */
 	spdk_json_write_named_uint32(w, "optimal_io_boundary", disk->bdev.optimal_io_boundary);
 	spdk_json_write_named_bool(w, "split_on_optimal_io_boundary",
 				   disk->bdev.split_on_optimal_io_boundary);
-	spdk_json_write_named_object_begin(w, "statistics");
-	spdk_json_write_named_uint64(w, "reads", st.reads);
-	spdk_json_write_named_uint64(w, "writes", st.writes);
-	spdk_json_write_named_uint64(w, "write_zeroes", st.write_zeroes);
-	spdk_json_write_named_uint64(w, "unmaps", st.unmaps);
-	spdk_json_write_named_uint64(w, "flushes", st.flushes);
-	spdk_json_write_named_uint64(w, "bytes_read", st.bytes_read);
-	spdk_json_write_named_uint64(w, "bytes_written", st.bytes_written);
-	spdk_json_write_named_uint64(w, "errors", st.errors);
-	spdk_json_write_named_uint64(w, "chunk_reads", st.chunk_reads);
-	spdk_json_write_named_uint64(w, "chunk_puts", st.chunk_puts);
-	spdk_json_write_named_uint64(w, "chunk_deletes", st.chunk_deletes);
-	spdk_json_write_named_uint64(w, "rmw", st.rmw);
-	spdk_json_write_named_uint64(w, "merged", st.merged);
-	spdk_json_write_named_uint64(w, "allocated_chunks", st.allocated_chunks);
-	spdk_json_write_named_uint64(w, "inflight", st.inflight);
-	spdk_json_write_named_uint64(w, "retries", st.retries);
-	spdk_json_write_object_end(w);
+	spdk_json_write_named_uint32(w, "max_unmap", disk->bdev.max_unmap);
+	spdk_json_write_named_uint32(w, "max_unmap_segments", disk->bdev.max_unmap_segments);
+	spdk_json_write_named_uint32(w, "max_write_zeroes", disk->bdev.max_write_zeroes);
+	bdev_ozone_write_engine_json(w, "statistics", ozbd_stats_json, disk->vol);
+	bdev_ozone_write_engine_json(w, "settings", ozbd_settings_json, disk->vol);
 	spdk_json_write_object_end(w);
 	return 0;
 }
 
 /* Never blocks: everything comes from memory. `size` is left out on purpose, so that
- * loading the config can only reopen the volume, never silently create an empty one. */
+ * loading the config can only reopen the volume, never silently create an empty one.
+ * Options are saved only when the user gave them: the rest stay the engine's defaults. */
 static void
 bdev_ozone_write_config_json(struct spdk_bdev *bdev, struct spdk_json_write_ctx *w)
 {
 	struct bdev_ozone *disk = bdev->ctxt;
+	const struct bdev_ozone_create_opts *o = &disk->opts;
 
 	spdk_json_write_object_begin(w);
 	spdk_json_write_named_string(w, "method", "bdev_ozone_create");
 	spdk_json_write_named_object_begin(w, "params");
 	spdk_json_write_named_string(w, "name", bdev->name);
-	spdk_json_write_named_string(w, "uri", disk->uri);
+	spdk_json_write_named_string(w, "uri", o->uri);
 	spdk_json_write_named_uint32(w, "block_size", disk->info.block_size);
 	spdk_json_write_named_uint64(w, "chunk_size", disk->info.chunk_size);
 	spdk_json_write_named_string(w, "uuid", disk->info.uuid);
-	if (disk->timeout_ms != 0) {
-		spdk_json_write_named_uint32(w, "timeout_ms", disk->timeout_ms);
+	if (o->cpumask != NULL) {
+		spdk_json_write_named_string(w, "cpumask", o->cpumask);
 	}
-	if (disk->workers != 0) {
-		spdk_json_write_named_uint32(w, "workers", disk->workers);
+	if (o->timeout_ms.set) {
+		spdk_json_write_named_uint32(w, "timeout_ms", o->timeout_ms.val);
 	}
-	if (disk->retry_ms != 0) {
-		spdk_json_write_named_uint32(w, "retry_ms", disk->retry_ms);
+	if (o->workers.set) {
+		spdk_json_write_named_uint32(w, "workers", o->workers.val);
+	}
+	if (o->retry_ms.set) {
+		spdk_json_write_named_uint32(w, "retry_ms", o->retry_ms.val);
+	}
+	if (o->max_inflight_requests.set) {
+		spdk_json_write_named_uint32(w, "max_inflight_requests", o->max_inflight_requests.val);
+	}
+	if (o->max_inflight_bytes.set) {
+		spdk_json_write_named_uint64(w, "max_inflight_bytes", o->max_inflight_bytes.val);
 	}
 	spdk_json_write_object_end(w);
 	spdk_json_write_object_end(w);
@@ -496,14 +656,16 @@ bdev_ozone_close_work(struct bdev_ozone *disk)
 	disk->rc = 0;
 	disk->errmsg[0] = '\0';
 	if (disk->destroy_data) {
-		disk->rc = ozbd_destroy(disk->uri, 0, disk->timeout_ms ? disk->timeout_ms :
-					BDEV_OZONE_DEFAULT_TIMEOUT_MS, disk->errmsg,
+		/* 0 = the engine's connect timeout, unless the user gave one. */
+		disk->rc = ozbd_destroy(disk->opts.uri, 0, disk->opts.timeout_ms.set ?
+					disk->opts.timeout_ms.val : 0, disk->errmsg,
 					sizeof(disk->errmsg));
 		if (disk->rc == 0) {
-			SPDK_NOTICELOG("%s: destroyed the volume's data at %s\n", disk->name, disk->uri);
+			SPDK_NOTICELOG("%s: destroyed the volume's data at %s\n", disk->opts.name,
+				       disk->opts.uri);
 		} else {
-			SPDK_ERRLOG("%s: closed, but destroying %s failed: %s\n", disk->name, disk->uri,
-				    disk->errmsg);
+			SPDK_ERRLOG("%s: closed, but destroying %s failed: %s\n", disk->opts.name,
+				    disk->opts.uri, disk->errmsg);
 		}
 	}
 }
@@ -514,12 +676,14 @@ bdev_ozone_destruct_closed(void *ctx)
 {
 	struct bdev_ozone *disk = ctx;
 
-	SPDK_NOTICELOG("%s: closed %s\n", disk->name, disk->uri);
+	SPDK_NOTICELOG("%s: closed %s\n", disk->opts.name, disk->opts.uri);
 	if (disk->delete_ctx != NULL) {
 		snprintf(disk->delete_ctx->errmsg, sizeof(disk->delete_ctx->errmsg), "%s",
 			 disk->errmsg);
 	}
 	spdk_bdev_destruct_done(&disk->bdev, disk->rc);
+	free(disk->bdev.name);
+	disk->bdev.name = NULL;
 	bdev_ozone_remove(disk);
 	bdev_ozone_free(disk);
 }
@@ -534,7 +698,7 @@ bdev_ozone_io_device_unregistered(void *io_device)
 	if (rc != 0) {
 		/* Cannot close without blocking this thread: leak the volume, say so. */
 		SPDK_ERRLOG("%s: cannot start a thread to close %s (%s); the volume stays open\n",
-			    disk->name, disk->uri, spdk_strerror(-rc));
+			    disk->opts.name, disk->opts.uri, spdk_strerror(-rc));
 		disk->rc = rc;
 		snprintf(disk->errmsg, sizeof(disk->errmsg), "cannot start a close thread: %s",
 			 spdk_strerror(-rc));
@@ -565,32 +729,6 @@ static const struct spdk_bdev_fn_table ozone_fn_table = {
 /* ---------------------------------------------------------------------------------------- */
 /* Create */
 
-/* Helper pthread. */
-static void
-bdev_ozone_open_work(struct bdev_ozone *disk)
-{
-	struct ozbd_params p = {
-		.size = disk->size,
-		.block_size = disk->block_size,
-		.chunk_size = disk->chunk_size,
-		.uuid = disk->uuid_param,
-		.mode = OZBD_OPEN_OR_CREATE,
-		.workers = disk->workers,
-		.timeout_ms = disk->timeout_ms ? disk->timeout_ms : BDEV_OZONE_DEFAULT_TIMEOUT_MS,
-		.retry_ms = disk->retry_ms,
-	};
-
-	disk->errmsg[0] = '\0';
-	disk->rc = ozbd_open(disk->uri, &p, &disk->vol, &disk->created, disk->errmsg,
-			     sizeof(disk->errmsg));
-	if (disk->rc == 0) {
-		disk->rc = ozbd_get_info(disk->vol, &disk->info);
-		if (disk->rc != 0) {
-			snprintf(disk->errmsg, sizeof(disk->errmsg), "ozbd_get_info failed");
-		}
-	}
-}
-
 /* App thread: a volume opened but not registered is closed again. */
 static void
 bdev_ozone_abandon_closed(void *ctx)
@@ -620,12 +758,23 @@ bdev_ozone_create_fail(struct bdev_ozone *disk, int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	SPDK_ERRLOG("bdev_ozone_create %s (%s): %s\n", disk->name, disk->uri, msg);
+	SPDK_ERRLOG("bdev_ozone_create %s (%s): %s\n", disk->opts.name, disk->opts.uri, msg);
 	disk->create_cb(disk->create_cb_arg, rc, NULL, false, NULL, msg);
 	bdev_ozone_abandon(disk);
 }
 
-/* App thread, after the helper pthread opened (or failed to open) the volume. */
+/* The largest UNMAP / WRITE_ZEROES in blocks: see BDEV_OZONE_MAX_DISCARD_*. */
+static uint32_t
+bdev_ozone_max_discard_blocks(const struct ozbd_info *info)
+{
+	uint64_t bytes = spdk_min(BDEV_OZONE_MAX_DISCARD_BYTES,
+				  BDEV_OZONE_MAX_DISCARD_CHUNKS * info->chunk_size);
+	uint64_t blocks = spdk_max(bytes / info->block_size, 1);
+
+	return (uint32_t)spdk_min(blocks, UINT32_MAX);
+}
+
+/* App thread, after the engine opened (or failed to open) the volume. */
 static void
 bdev_ozone_open_done(void *ctx)
 {
@@ -634,7 +783,6 @@ bdev_ozone_open_done(void *ctx)
 	int rc;
 
 	if (disk->rc != 0) {
-		disk->vol = NULL;
 		bdev_ozone_create_fail(disk, disk->rc, "%s", disk->errmsg[0] ? disk->errmsg :
 				       spdk_strerror(-disk->rc));
 		return;
@@ -649,21 +797,17 @@ bdev_ozone_open_done(void *ctx)
 		    strcmp(other->info.uuid, disk->info.uuid) == 0) {
 			bdev_ozone_create_fail(disk, -EEXIST,
 					       "volume %s (uuid %s) is already open as bdev '%s'",
-					       disk->uri, disk->info.uuid, other->name);
+					       disk->opts.uri, disk->info.uuid, other->opts.name);
 			return;
 		}
 	}
-	if (spdk_bdev_get_by_name(disk->name) != NULL) {
-		bdev_ozone_create_fail(disk, -EEXIST, "a bdev named '%s' already exists", disk->name);
-		return;
-	}
-	if (disk->info.block_size == 0 || disk->info.size % disk->info.block_size != 0) {
-		bdev_ozone_create_fail(disk, -EINVAL, "volume geometry is unusable (size %" PRIu64
-				       ", block size %" PRIu32 ")", disk->info.size, disk->info.block_size);
+	if (spdk_bdev_get_by_name(disk->opts.name) != NULL) {
+		bdev_ozone_create_fail(disk, -EEXIST, "a bdev named '%s' already exists",
+				       disk->opts.name);
 		return;
 	}
 
-	disk->bdev.name = strdup(disk->name);
+	disk->bdev.name = strdup(disk->opts.name);
 	if (disk->bdev.name == NULL) {
 		bdev_ozone_create_fail(disk, -ENOMEM, "out of memory");
 		return;
@@ -679,6 +823,11 @@ bdev_ozone_open_done(void *ctx)
 	/* The engine splits requests into chunk pieces itself and runs the pieces of different
 	 * chunks in parallel: splitting here as well would only add bdev_io overhead. */
 	disk->bdev.split_on_optimal_io_boundary = false;
+	/* One range per UNMAP (the engine's op takes one); both must be set for the bdev
+	 * layer to split. */
+	disk->bdev.max_unmap = bdev_ozone_max_discard_blocks(&disk->info);
+	disk->bdev.max_unmap_segments = 1;
+	disk->bdev.max_write_zeroes = bdev_ozone_max_discard_blocks(&disk->info);
 	rc = spdk_uuid_parse(&disk->bdev.uuid, disk->info.uuid);
 	if (rc != 0) {
 		free(disk->bdev.name);
@@ -689,7 +838,7 @@ bdev_ozone_open_done(void *ctx)
 	}
 
 	spdk_io_device_register(disk, bdev_ozone_ch_create, bdev_ozone_ch_destroy,
-				sizeof(struct bdev_ozone_ch), disk->name);
+				sizeof(struct bdev_ozone_ch), disk->opts.name);
 	disk->state = BDEV_OZONE_OPEN;
 	rc = spdk_bdev_register(&disk->bdev);
 	if (rc != 0) {
@@ -701,27 +850,31 @@ bdev_ozone_open_done(void *ctx)
 		return;
 	}
 	SPDK_NOTICELOG("%s: %s %s (uuid %s, %" PRIu64 " bytes, block %" PRIu32 ", chunk %" PRIu64
-		       ")\n", disk->name, disk->created ? "created" : "opened", disk->uri,
-		       disk->info.uuid, disk->info.size, disk->info.block_size, disk->info.chunk_size);
+		       "%s%s)\n", disk->opts.name, disk->created ? "created" : "opened",
+		       disk->opts.uri, disk->info.uuid, disk->info.size, disk->info.block_size,
+		       disk->info.chunk_size, disk->opts.cpumask ? ", cpumask " : "",
+		       disk->opts.cpumask ? disk->opts.cpumask : "");
 	disk->create_cb(disk->create_cb_arg, 0, disk->bdev.name, disk->created != 0,
 			disk->info.uuid, NULL);
 }
 
-/* Normalize a volume URI for the registry: no trailing slashes. */
-static char *
-bdev_ozone_normalize_uri(const char *uri)
+/* ozbd_open_async's callback, on the engine's open thread: record, hand to the app thread. */
+static void
+bdev_ozone_open_cb(void *cb_arg, struct ozbd_volume *vol, int status, int created,
+		   const char *errmsg)
 {
-	char *u = strdup(uri);
-	size_t n;
+	struct bdev_ozone *disk = cb_arg;
 
-	if (u == NULL) {
-		return NULL;
+	disk->vol = vol;
+	disk->rc = status;
+	disk->created = created;
+	snprintf(disk->errmsg, sizeof(disk->errmsg), "%s", errmsg ? errmsg : "");
+	if (status == 0 && ozbd_get_info(vol, &disk->info) != 0) {
+		disk->rc = -EIO;
+		snprintf(disk->errmsg, sizeof(disk->errmsg), "ozbd_get_info failed");
 	}
-	n = strlen(u);
-	while (n > 1 && u[n - 1] == '/' && u[n - 2] != '/') {
-		u[--n] = '\0';
-	}
-	return u;
+	bdev_ozone_send_msg(spdk_thread_get_app_thread(), bdev_ozone_open_done, disk,
+			    "an open result");
 }
 
 void
@@ -729,6 +882,7 @@ bdev_ozone_create(const struct bdev_ozone_create_opts *opts, bdev_ozone_create_c
 		  void *cb_arg)
 {
 	struct bdev_ozone *disk, *other;
+	struct ozbd_params p;
 	char msg[BDEV_OZONE_ERRLEN];
 	int rc;
 
@@ -738,60 +892,52 @@ bdev_ozone_create(const struct bdev_ozone_create_opts *opts, bdev_ozone_create_c
 		cb(cb_arg, -ESHUTDOWN, NULL, false, NULL, "the application is shutting down");
 		return;
 	}
-	if (opts->name == NULL || opts->name[0] == '\0' || opts->uri == NULL ||
-	    opts->uri[0] == '\0') {
-		cb(cb_arg, -EINVAL, NULL, false, NULL, "name and uri are required");
+	rc = bdev_ozone_check_opts(opts, msg, sizeof(msg));
+	if (rc != 0) {
+		cb(cb_arg, rc, NULL, false, NULL, msg);
 		return;
 	}
 	disk = calloc(1, sizeof(*disk));
-	if (disk == NULL) {
+	if (disk == NULL || bdev_ozone_opts_copy(&disk->opts, opts) != 0) {
+		free(disk);
 		cb(cb_arg, -ENOMEM, NULL, false, NULL, "out of memory");
 		return;
 	}
-	disk->name = strdup(opts->name);
-	disk->uri = bdev_ozone_normalize_uri(opts->uri);
-	disk->uuid_param = opts->uuid ? strdup(opts->uuid) : NULL;
-	if (disk->name == NULL || disk->uri == NULL || (opts->uuid && disk->uuid_param == NULL)) {
-		bdev_ozone_free(disk);
-		cb(cb_arg, -ENOMEM, NULL, false, NULL, "out of memory");
-		return;
-	}
-	disk->size = opts->size;
-	disk->block_size = opts->block_size;
-	disk->chunk_size = opts->chunk_size;
-	disk->timeout_ms = opts->timeout_ms;
-	disk->workers = opts->workers;
-	disk->retry_ms = opts->retry_ms;
 	disk->create_cb = cb;
 	disk->create_cb_arg = cb_arg;
 	disk->state = BDEV_OZONE_OPENING;
 
-	other = bdev_ozone_find_by_uri(disk->uri);
+	other = bdev_ozone_find_by_uri(disk->opts.uri);
 	if (other != NULL) {
-		snprintf(msg, sizeof(msg), "volume %s is already %s as bdev '%s'", disk->uri,
+		snprintf(msg, sizeof(msg), "volume %s is already %s as bdev '%s'", disk->opts.uri,
 			 other->state == BDEV_OZONE_OPENING ? "being opened" :
-			 other->state == BDEV_OZONE_OPEN ? "open" : "being closed", other->name);
+			 other->state == BDEV_OZONE_OPEN ? "open" : "being closed", other->opts.name);
 		bdev_ozone_free(disk);
 		cb(cb_arg, -EEXIST, NULL, false, NULL, msg);
 		return;
 	}
-	if (bdev_ozone_find_by_name(disk->name) != NULL || spdk_bdev_get_by_name(disk->name)) {
-		snprintf(msg, sizeof(msg), "a bdev named '%s' already exists", disk->name);
+	if (bdev_ozone_find_by_name(disk->opts.name) != NULL ||
+	    spdk_bdev_get_by_name(disk->opts.name)) {
+		snprintf(msg, sizeof(msg), "a bdev named '%s' already exists", disk->opts.name);
 		bdev_ozone_free(disk);
 		cb(cb_arg, -EEXIST, NULL, false, NULL, msg);
 		return;
 	}
 
 	TAILQ_INSERT_TAIL(&g_disks, disk, link);
-	rc = bdev_ozone_run_job(disk, bdev_ozone_open_work, bdev_ozone_open_done);
+	/* The engine opens on its own thread, placed on opts->cpumask (or every CPU the
+	 * process may use), not on this reactor's core; bdev_ozone_open_cb reports. */
+	bdev_ozone_opts_to_params(&disk->opts, &p);
+	rc = ozbd_open_async(disk->opts.uri, &p, bdev_ozone_open_cb, disk);
 	if (rc != 0) {
 		TAILQ_REMOVE(&g_disks, disk, link);
-		snprintf(msg, sizeof(msg), "cannot start an open thread: %s", spdk_strerror(-rc));
+		snprintf(msg, sizeof(msg), "cannot start the engine's open thread: %s",
+			 spdk_strerror(-rc));
 		bdev_ozone_free(disk);
 		cb(cb_arg, rc, NULL, false, NULL, msg);
 		return;
 	}
-	SPDK_DEBUGLOG(bdev_ozone, "%s: opening %s\n", disk->name, disk->uri);
+	SPDK_DEBUGLOG(bdev_ozone, "%s: opening %s\n", disk->opts.name, disk->opts.uri);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -868,6 +1014,6 @@ bdev_ozone_fini(void)
 		spdk_bdev_module_fini_done();
 	} else {
 		SPDK_NOTICELOG("waiting for %s to finish opening or closing\n",
-			       TAILQ_FIRST(&g_disks)->uri);
+			       TAILQ_FIRST(&g_disks)->opts.uri);
 	}
 }

@@ -6,9 +6,11 @@
 /*
  * bdev_ozone: the interface between the bdev module (bdev_ozone.c) and its RPCs
  * (bdev_ozone_rpc.c).
- * Owns: the create/delete entry points and their options.
- * Must never: expose engine (ozbd_*) types to the RPC layer, or promise a synchronous
- * answer: create and delete always report through their callback, on the app thread.
+ * Owns: the create/delete entry points, their options, and the check of those options.
+ * Must never: expose engine (ozbd_*) types to the RPC layer, hold a default of its own
+ * (an option the user did not give is left to the engine's ozbd_params_init), or promise
+ * a synchronous answer: create and delete always report through their callback, on the
+ * app thread.
  */
 
 #ifndef SPDK_BDEV_OZONE_H
@@ -16,31 +18,47 @@
 
 #include "spdk/stdinc.h"
 
-/* Default time (ms) an open/destroy may wait for the Ozone Manager. Shorter than rpc.py's
- * default 60 s client timeout so the JSON-RPC caller sees our error, not its own. */
-#define BDEV_OZONE_DEFAULT_TIMEOUT_MS 30000
+/* An option that is either given (set) or left to the engine's default. */
+struct bdev_ozone_opt_u32 {
+	bool		set;
+	uint32_t	val;
+};
+
+struct bdev_ozone_opt_u64 {
+	bool		set;
+	uint64_t	val;
+};
 
 struct bdev_ozone_create_opts {
 	/* Name of the new bdev (required). */
 	char *name;
-	/* The volume's directory: ofs://om[:port]/volume/bucket/path or file:///dir (required). */
+	/* The volume's directory: ofs://om[:port]/volume/bucket[/path] or file:///dir (required). */
 	char *uri;
-	/* Size in bytes; needed only to create; 0 = "whatever the volume has". */
+	/* Size in bytes; needed only to create; 0 = "whatever the volume has" (the engine's
+	 * meaning of 0, see ozbd.h). */
 	uint64_t size;
-	/* 512 or 4096; 0 = default (create) / whatever the volume has (open). */
+	/* 512 or 4096; 0 = the engine's create default / whatever the volume has. */
 	uint32_t block_size;
-	/* Power of two, 64 KiB..256 MiB; 0 = default (create) / whatever the volume has (open). */
+	/* Power of two, 64 KiB..256 MiB; 0 = the engine's create default / the volume's. */
 	uint64_t chunk_size;
 	/* Optional UUID string: given to a new volume, checked against an existing one. */
 	char *uuid;
-	/* Bound on contacting the Ozone Manager, in ms (0 = BDEV_OZONE_DEFAULT_TIMEOUT_MS). */
-	uint32_t timeout_ms;
-	/* Engine worker threads (0 = the engine's default). */
-	uint32_t workers;
-	/* How long an I/O retries a transient Ozone failure, in ms (0 = engine default, 30 s;
-	 * 1 = fail at the first error). */
-	uint32_t retry_ms;
+	/* CPUs for the engine's and the JVM's threads ("0x3" or "[0,1]"); NULL = engine default. */
+	char *cpumask;
+	/* Each of these is passed to the engine only when set. */
+	struct bdev_ozone_opt_u32 timeout_ms;
+	struct bdev_ozone_opt_u32 workers;
+	struct bdev_ozone_opt_u32 retry_ms;
+	struct bdev_ozone_opt_u32 max_inflight_requests;
+	struct bdev_ozone_opt_u64 max_inflight_bytes;
 };
+
+/*
+ * Check the options the way the engine will (URI, geometry, ranges, CPU mask), without
+ * contacting Ozone. Returns 0, or a negative errno with the engine's message in msg.
+ * Never blocks.
+ */
+int bdev_ozone_check_opts(const struct bdev_ozone_create_opts *opts, char *msg, size_t msglen);
 
 /*
  * Called once on the app thread. On success rc is 0, bdev_name the registered bdev,

@@ -4,11 +4,14 @@
  */
 
 /*
- * bdev_ozone RPCs: bdev_ozone_create and bdev_ozone_delete.
- * Owns: decoding and checking parameters (by hand: SPDK's generated decoders are not
- * installed), naming the offending parameter in every error, and the JSON-RPC responses.
- * Must never: call the engine, wait for a result (create/delete answer through callbacks
- * on the app thread), or answer a request twice.
+ * bdev_ozone RPCs: bdev_ozone_create and bdev_ozone_delete, and their deprecated aliases
+ * ozone_bdev_create / ozone_bdev_delete (the project's original quick start, which names
+ * the URI `ozone_uri`).
+ * Owns: the decoder tables (decoded by spdk_json_decode_object), naming the offending
+ * parameter when decoding fails, and the JSON-RPC responses.
+ * Must never: call the engine, check what the engine checks (URI, geometry, ranges, CPU
+ * mask: bdev_ozone_check_opts passes the engine's own message through), wait for a result
+ * (create/delete answer through callbacks on the app thread), or answer a request twice.
  */
 
 #include "spdk/stdinc.h"
@@ -20,96 +23,156 @@
 #include "spdk/rpc.h"
 #include "spdk/string.h"
 #include "spdk/util.h"
-#include "spdk/uuid.h"
 
-struct bdev_ozone_param {
-	const char			*name;
-	spdk_json_decode_fn		decode;
-	size_t				offset;
-	const char			*what;	/* for the error message */
-	bool				required;
-};
+#define BDEV_OZONE_RPC_MSGLEN 512
 
-/*
- * Decode `params` (an object) with `table`: every key must be known, every value must
- * decode, every required key must be present. On failure writes a message naming the
- * parameter into msg and returns -EINVAL.
- */
+/* ---------------------------------------------------------------------------------------- */
+/* Decoding */
+
 static int
-bdev_ozone_decode(const struct spdk_json_val *params, const struct bdev_ozone_param *table,
-		  size_t n, void *out, char *msg, size_t msglen)
+bdev_ozone_decode_opt_u32(const struct spdk_json_val *val, void *out)
 {
-	bool seen[16] = {};
-	const struct spdk_json_val *key, *val;
-	size_t i;
-	uint32_t k;
+	struct bdev_ozone_opt_u32 *o = out;
 
-	assert(n <= SPDK_COUNTOF(seen));
-	if (params == NULL) {
-		snprintf(msg, msglen, "missing parameters object");
-		return -EINVAL;
+	if (spdk_json_decode_uint32(val, &o->val) != 0) {
+		return -1;
 	}
-	if (params->type != SPDK_JSON_VAL_OBJECT_BEGIN) {
-		snprintf(msg, msglen, "parameters must be a JSON object");
-		return -EINVAL;
-	}
-	for (k = 1; k <= params->len;) {
-		key = &params[k];
-		val = &params[k + 1];
-		for (i = 0; i < n; i++) {
-			if (spdk_json_strequal(key, table[i].name)) {
-				break;
-			}
-		}
-		if (i == n) {
-			char *name = spdk_json_strdup(key);
-
-			snprintf(msg, msglen, "unknown parameter '%s'", name ? name : "?");
-			free(name);
-			return -EINVAL;
-		}
-		if (seen[i]) {
-			snprintf(msg, msglen, "parameter '%s' given twice", table[i].name);
-			return -EINVAL;
-		}
-		seen[i] = true;
-		if (table[i].decode(val, (char *)out + table[i].offset) != 0) {
-			snprintf(msg, msglen, "parameter '%s' must be %s", table[i].name, table[i].what);
-			return -EINVAL;
-		}
-		k += 1 + spdk_json_val_len(val);
-	}
-	for (i = 0; i < n; i++) {
-		if (table[i].required && !seen[i]) {
-			snprintf(msg, msglen, "missing required parameter '%s'", table[i].name);
-			return -EINVAL;
-		}
-	}
+	o->set = true;
 	return 0;
 }
 
-/* ---------------------------------------------------------------------------------------- */
-/* bdev_ozone_create */
-
-static void
-free_rpc_bdev_ozone_create(struct bdev_ozone_create_opts *req)
+static int
+bdev_ozone_decode_opt_u64(const struct spdk_json_val *val, void *out)
 {
-	free(req->name);
-	free(req->uri);
-	free(req->uuid);
+	struct bdev_ozone_opt_u64 *o = out;
+
+	if (spdk_json_decode_uint64(val, &o->val) != 0) {
+		return -1;
+	}
+	o->set = true;
+	return 0;
 }
 
-static const struct bdev_ozone_param rpc_bdev_ozone_create_params[] = {
-	{"name", spdk_json_decode_string, offsetof(struct bdev_ozone_create_opts, name), "a string", true},
-	{"uri", spdk_json_decode_string, offsetof(struct bdev_ozone_create_opts, uri), "a string", true},
-	{"size", spdk_json_decode_uint64, offsetof(struct bdev_ozone_create_opts, size), "a number of bytes", false},
-	{"block_size", spdk_json_decode_uint32, offsetof(struct bdev_ozone_create_opts, block_size), "512 or 4096", false},
-	{"chunk_size", spdk_json_decode_uint64, offsetof(struct bdev_ozone_create_opts, chunk_size), "a number of bytes", false},
-	{"uuid", spdk_json_decode_string, offsetof(struct bdev_ozone_create_opts, uuid), "a UUID string", false},
-	{"timeout_ms", spdk_json_decode_uint32, offsetof(struct bdev_ozone_create_opts, timeout_ms), "a number of milliseconds", false},
-	{"workers", spdk_json_decode_uint32, offsetof(struct bdev_ozone_create_opts, workers), "a number of threads", false},
-	{"retry_ms", spdk_json_decode_uint32, offsetof(struct bdev_ozone_create_opts, retry_ms), "a number of milliseconds", false},
+/*
+ * spdk_json_decode_object failed on `params`: say which parameter is at fault, from the
+ * same decoder table (an unknown key, a missing required one, or one whose value does not
+ * decode), so the error names it. `size` is the size of the decoded struct.
+ */
+static void
+bdev_ozone_explain_decode_error(const struct spdk_json_val *params,
+				const struct spdk_json_object_decoder *dec, size_t n, size_t size,
+				char *msg, size_t msglen)
+{
+	const struct spdk_json_val *key, *val;
+	void *scratch;
+	size_t i;
+	uint32_t k;
+	int rc;
+
+	if (params == NULL) {
+		snprintf(msg, msglen, "missing parameters object");
+		return;
+	}
+	if (params->type != SPDK_JSON_VAL_OBJECT_BEGIN) {
+		snprintf(msg, msglen, "parameters must be a JSON object");
+		return;
+	}
+	for (k = 1; k <= params->len; k += 1 + spdk_json_val_len(&params[k + 1])) {
+		key = &params[k];
+		for (i = 0; i < n && !spdk_json_strequal(key, dec[i].name); i++) {
+		}
+		if (i == n) {
+			snprintf(msg, msglen, "unknown parameter '%.*s'", (int)key->len,
+				 (const char *)key->start);
+			return;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		rc = spdk_json_find((struct spdk_json_val *)params, dec[i].name, NULL,
+				    (struct spdk_json_val **)&val, SPDK_JSON_VAL_ANY);
+		if (rc == -EINVAL) {
+			snprintf(msg, msglen, "parameter '%s' given twice", dec[i].name);
+			return;
+		}
+		if (rc != 0) {
+			if (!dec[i].optional) {
+				snprintf(msg, msglen, "missing required parameter '%s'", dec[i].name);
+				return;
+			}
+			continue;
+		}
+		scratch = calloc(1, size);
+		if (scratch == NULL) {
+			break;
+		}
+		rc = dec[i].decode_func(val, (char *)scratch + dec[i].offset);
+		spdk_json_free_object(dec, n, scratch);
+		free(scratch);
+		if (rc != 0) {
+			if (val->type == SPDK_JSON_VAL_STRING || val->type == SPDK_JSON_VAL_NUMBER) {
+				snprintf(msg, msglen, "parameter '%s' has a value of the wrong type or "
+					 "range: %s%.*s%s", dec[i].name,
+					 val->type == SPDK_JSON_VAL_STRING ? "\"" : "",
+					 (int)spdk_min(val->len, 64), (const char *)val->start,
+					 val->type == SPDK_JSON_VAL_STRING ? "\"" : "");
+			} else {
+				snprintf(msg, msglen, "parameter '%s' has a value of the wrong type",
+					 dec[i].name);
+			}
+			return;
+		}
+	}
+	snprintf(msg, msglen, "invalid parameters");
+}
+
+static bool
+bdev_ozone_decode(struct spdk_jsonrpc_request *request, const struct spdk_json_val *params,
+		  const struct spdk_json_object_decoder *dec, size_t n, void *out, size_t size)
+{
+	char msg[BDEV_OZONE_RPC_MSGLEN];
+
+	if (params != NULL && spdk_json_decode_object(params, dec, n, out) == 0) {
+		return true;
+	}
+	bdev_ozone_explain_decode_error(params, dec, n, size, msg, sizeof(msg));
+	spdk_jsonrpc_send_error_response(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS, msg);
+	return false;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* bdev_ozone_create (alias ozone_bdev_create) */
+
+struct rpc_bdev_ozone_create {
+	struct bdev_ozone_create_opts	opts;
+	/* The quick start's name for opts.uri. */
+	char				*ozone_uri;
 };
+
+static const struct spdk_json_object_decoder rpc_bdev_ozone_create_decoders[] = {
+	{"name", offsetof(struct rpc_bdev_ozone_create, opts.name), spdk_json_decode_string},
+	{"uri", offsetof(struct rpc_bdev_ozone_create, opts.uri), spdk_json_decode_string, true},
+	{"ozone_uri", offsetof(struct rpc_bdev_ozone_create, ozone_uri), spdk_json_decode_string, true},
+	{"size", offsetof(struct rpc_bdev_ozone_create, opts.size), spdk_json_decode_uint64, true},
+	{"block_size", offsetof(struct rpc_bdev_ozone_create, opts.block_size), spdk_json_decode_uint32, true},
+	{"chunk_size", offsetof(struct rpc_bdev_ozone_create, opts.chunk_size), spdk_json_decode_uint64, true},
+	{"uuid", offsetof(struct rpc_bdev_ozone_create, opts.uuid), spdk_json_decode_string, true},
+	{"cpumask", offsetof(struct rpc_bdev_ozone_create, opts.cpumask), spdk_json_decode_string, true},
+	{"timeout_ms", offsetof(struct rpc_bdev_ozone_create, opts.timeout_ms), bdev_ozone_decode_opt_u32, true},
+	{"workers", offsetof(struct rpc_bdev_ozone_create, opts.workers), bdev_ozone_decode_opt_u32, true},
+	{"retry_ms", offsetof(struct rpc_bdev_ozone_create, opts.retry_ms), bdev_ozone_decode_opt_u32, true},
+	{"max_inflight_requests", offsetof(struct rpc_bdev_ozone_create, opts.max_inflight_requests), bdev_ozone_decode_opt_u32, true},
+	{"max_inflight_bytes", offsetof(struct rpc_bdev_ozone_create, opts.max_inflight_bytes), bdev_ozone_decode_opt_u64, true},
+};
+
+static void
+free_rpc_bdev_ozone_create(struct rpc_bdev_ozone_create *req)
+{
+	free(req->opts.name);
+	free(req->opts.uri);
+	free(req->opts.uuid);
+	free(req->opts.cpumask);
+	free(req->ozone_uri);
+}
 
 static void
 rpc_bdev_ozone_create_done(void *cb_arg, int rc, const char *bdev_name, bool created,
@@ -134,61 +197,47 @@ rpc_bdev_ozone_create_done(void *cb_arg, int rc, const char *bdev_name, bool cre
 static void
 rpc_bdev_ozone_create(struct spdk_jsonrpc_request *request, const struct spdk_json_val *params)
 {
-	struct bdev_ozone_create_opts req = {};
-	struct spdk_uuid u;
-	char msg[256];
+	struct rpc_bdev_ozone_create req = {};
+	char msg[BDEV_OZONE_RPC_MSGLEN];
 
-	if (bdev_ozone_decode(params, rpc_bdev_ozone_create_params,
-			      SPDK_COUNTOF(rpc_bdev_ozone_create_params), &req, msg, sizeof(msg)) != 0) {
+	if (!bdev_ozone_decode(request, params, rpc_bdev_ozone_create_decoders,
+			       SPDK_COUNTOF(rpc_bdev_ozone_create_decoders), &req, sizeof(req))) {
+		goto out;
+	}
+	if ((req.opts.uri == NULL) == (req.ozone_uri == NULL)) {
+		spdk_jsonrpc_send_error_response(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS,
+						 req.opts.uri == NULL ?
+						 "missing required parameter 'uri' (or its old name 'ozone_uri')" :
+						 "give 'uri' or 'ozone_uri', not both");
+		goto out;
+	}
+	if (req.opts.uri == NULL) {
+		req.opts.uri = req.ozone_uri;
+		req.ozone_uri = NULL;
+	}
+	/* The engine's own checks, with its message, before anything starts. */
+	if (bdev_ozone_check_opts(&req.opts, msg, sizeof(msg)) != 0) {
 		spdk_jsonrpc_send_error_response(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS, msg);
 		goto out;
 	}
-	if (req.name[0] == '\0' || req.uri[0] == '\0') {
-		spdk_jsonrpc_send_error_response(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS,
-						 "parameters 'name' and 'uri' must not be empty");
-		goto out;
-	}
-	if (req.block_size != 0 && req.block_size != 512 && req.block_size != 4096) {
-		spdk_jsonrpc_send_error_response_fmt(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS,
-						     "parameter 'block_size' must be 512 or 4096, not %" PRIu32,
-						     req.block_size);
-		goto out;
-	}
-	if (req.chunk_size != 0 && (!spdk_u64_is_pow2(req.chunk_size) ||
-				    req.chunk_size < 65536 || req.chunk_size > 256ULL * 1024 * 1024)) {
-		spdk_jsonrpc_send_error_response_fmt(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS,
-						     "parameter 'chunk_size' must be a power of two from 65536 to 268435456, not %"
-						     PRIu64, req.chunk_size);
-		goto out;
-	}
-	if (req.uuid != NULL && spdk_uuid_parse(&u, req.uuid) != 0) {
-		spdk_jsonrpc_send_error_response_fmt(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS,
-						     "parameter 'uuid' ('%s') is not a UUID", req.uuid);
-		goto out;
-	}
-	if (strncmp(req.uri, "ofs://", 6) != 0 && strncmp(req.uri, "file://", 7) != 0) {
-		spdk_jsonrpc_send_error_response_fmt(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS,
-						     "parameter 'uri' ('%s') must start with ofs:// or file://", req.uri);
-		goto out;
-	}
-
-	bdev_ozone_create(&req, rpc_bdev_ozone_create_done, request);
+	bdev_ozone_create(&req.opts, rpc_bdev_ozone_create_done, request);
 out:
 	free_rpc_bdev_ozone_create(&req);
 }
 SPDK_RPC_REGISTER("bdev_ozone_create", rpc_bdev_ozone_create, SPDK_RPC_RUNTIME)
+SPDK_RPC_REGISTER_ALIAS_DEPRECATED(bdev_ozone_create, ozone_bdev_create)
 
 /* ---------------------------------------------------------------------------------------- */
-/* bdev_ozone_delete */
+/* bdev_ozone_delete (alias ozone_bdev_delete) */
 
 struct rpc_bdev_ozone_delete {
 	char *name;
 	bool destroy_data;
 };
 
-static const struct bdev_ozone_param rpc_bdev_ozone_delete_params[] = {
-	{"name", spdk_json_decode_string, offsetof(struct rpc_bdev_ozone_delete, name), "a string", true},
-	{"destroy_data", spdk_json_decode_bool, offsetof(struct rpc_bdev_ozone_delete, destroy_data), "true or false", false},
+static const struct spdk_json_object_decoder rpc_bdev_ozone_delete_decoders[] = {
+	{"name", offsetof(struct rpc_bdev_ozone_delete, name), spdk_json_decode_string},
+	{"destroy_data", offsetof(struct rpc_bdev_ozone_delete, destroy_data), spdk_json_decode_bool, true},
 };
 
 static void
@@ -207,15 +256,12 @@ static void
 rpc_bdev_ozone_delete(struct spdk_jsonrpc_request *request, const struct spdk_json_val *params)
 {
 	struct rpc_bdev_ozone_delete req = {};
-	char msg[256];
 
-	if (bdev_ozone_decode(params, rpc_bdev_ozone_delete_params,
-			      SPDK_COUNTOF(rpc_bdev_ozone_delete_params), &req, msg, sizeof(msg)) != 0) {
-		spdk_jsonrpc_send_error_response(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS, msg);
-		goto out;
+	if (bdev_ozone_decode(request, params, rpc_bdev_ozone_delete_decoders,
+			      SPDK_COUNTOF(rpc_bdev_ozone_delete_decoders), &req, sizeof(req))) {
+		bdev_ozone_delete(req.name, req.destroy_data, rpc_bdev_ozone_delete_done, request);
 	}
-	bdev_ozone_delete(req.name, req.destroy_data, rpc_bdev_ozone_delete_done, request);
-out:
 	free(req.name);
 }
 SPDK_RPC_REGISTER("bdev_ozone_delete", rpc_bdev_ozone_delete, SPDK_RPC_RUNTIME)
+SPDK_RPC_REGISTER_ALIAS_DEPRECATED(bdev_ozone_delete, ozone_bdev_delete)

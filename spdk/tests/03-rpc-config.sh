@@ -2,11 +2,15 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Copyright (C) 2026 The bdev_ozone authors.
 #
-# Validation: the control plane. JSON-RPC errors (missing/bad/unknown parameters, an
+# Validation: the control plane. JSON-RPC errors (missing/bad/unknown parameters named by
+# the module's decoder, geometry/URI/option errors in the engine's own words, an
 # unreachable OM within a bounded time while the app keeps answering, a volume already
 # open, a name taken, an unknown bdev), create vs open reporting, bdev_get_bdevs driver
-# info, delete with and without destroy_data, and save_config -> restart from that config
-# -> the same volume comes back with the same UUID and data (checked with spdk_dd).
+# info (the engine's statistics and settings, raw), delete with and without destroy_data,
+# the quick start's deprecated spellings (ozone_bdev_create --ozone-uri on a bucket's root,
+# ozone_bdev_delete), and save_config (with cpumask, retry_ms 0) -> restart from that
+# config -> the same volume comes back with the same UUID and data (checked with spdk_dd).
+# No sleeps: every wait polls its condition with a bound.
 # Must never: leave a volume behind (the last step destroys it through the RPC).
 
 OZT_NAME=rpc_config
@@ -19,15 +23,16 @@ uri=$(ozt_uri v)
 OZT_CLEANUP_EXTRA="ozt_destroy_volume $uri"
 checks=0
 
-# expect_error <desc> <method> <params> <regex on message>
+# expect_error <desc> <method> <params> <regex on message> [code]
 expect_error() {
 	local out
 	checks=$((checks + 1))
 	out=$($RAW "$sock" "$2" "$3")
-	if jq -e '.error' <<< "$out" > /dev/null && jq -r '.error.message' <<< "$out" | grep -qiE "$4"; then
+	if jq -e '.error' <<< "$out" > /dev/null && jq -r '.error.message' <<< "$out" | grep -qiE "$4" &&
+		{ [[ -z ${5:-} ]] || jq -e ".error.code == $5" <<< "$out" > /dev/null; }; then
 		echo "  ok   $1: $(jq -c '{code: .error.code, message: .error.message, s: .elapsed_s}' <<< "$out")"
 	else
-		ozt_fail "$1: expected an error matching /$4/, got $out"
+		ozt_fail "$1: expected an error${5:+ with code $5} matching /$4/, got $out"
 	fi
 }
 # expect_ok <desc> <method> <params> [jq filter that must be true]
@@ -55,33 +60,46 @@ start_tgt() {
 to=$OZT_TIMEOUT_MS
 ozt_log "part 1: parameter errors and create/open"
 start_tgt 1
-expect_error "no params" bdev_ozone_create '' 'missing parameters'
-expect_error "missing name" bdev_ozone_create '{"uri": "'"$uri"'"}' "missing required parameter 'name'"
-expect_error "missing uri" bdev_ozone_create '{"name": "oz0"}' "missing required parameter 'uri'"
-expect_error "unknown key" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "bogus": 1}' "unknown parameter 'bogus'"
-expect_error "size not a number" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": "big"}' "'size' must be"
-expect_error "negative size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": -1}' "'size' must be"
-expect_error "bad block_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "block_size": 1000}' "block_size"
-expect_error "bad chunk_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "chunk_size": 100000}' "chunk_size"
-expect_error "bad uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "nope"}' "not a UUID"
-expect_error "bad scheme" bdev_ozone_create '{"name": "oz0", "uri": "http://x/y"}' "ofs://"
-expect_error "params not an object" bdev_ozone_create '[1, 2]' "must be a JSON object"
-expect_error "no volume, no size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size"
+P=-32602 # JSON-RPC "invalid params"
+expect_error "no params" bdev_ozone_create '' 'missing parameters' $P
+expect_error "missing name" bdev_ozone_create '{"uri": "'"$uri"'"}' "missing required parameter 'name'" $P
+expect_error "missing uri" bdev_ozone_create '{"name": "oz0"}' "missing required parameter 'uri'" $P
+expect_error "uri and ozone_uri" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "ozone_uri": "'"$uri"'"}' "not both" $P
+expect_error "unknown key" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "bogus": 1}' "unknown parameter 'bogus'" $P
+expect_error "size not a number" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": "big"}' "parameter 'size'" $P
+expect_error "negative size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": -1}' "parameter 'size'" $P
+expect_error "key given twice" bdev_ozone_create '{"name": "oz0", "name": "oz1", "uri": "'"$uri"'"}' "'name' given twice" $P
+# The engine's own checks (ozbd_check_params), with its messages: the module has no copy.
+expect_error "bad block_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "block_size": 1000}' "block.size" $P
+expect_error "bad chunk_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "chunk_size": 100000}' "chunk.size" $P
+expect_error "bad uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "nope"}' "not a UUID" $P
+expect_error "bad scheme" bdev_ozone_create '{"name": "oz0", "uri": "http://x/y"}' "ofs://" $P
+expect_error "no bucket in uri" bdev_ozone_create '{"name": "oz0", "uri": "ofs://'"$OZONE_OM_ADDRESS"'/spdktest"}' "bucket" $P
+expect_error "bad cpumask" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "cpumask": "zz"}' "cpumask" $P
+expect_error "cpumask beyond the CPUs" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "cpumask": "[1000]"}' "cpumask" $P
+expect_error "timeout_ms 0" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": 0}' "timeout_ms" $P
+expect_error "workers 0" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "workers": 0}' "worker" $P
+expect_error "params not an object" bdev_ozone_create '[1, 2]' "must be a JSON object" $P
+expect_error "no volume, no size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size" -22
 
 # Unreachable OM (nothing listens on port 9): bounded by timeout_ms, app stays responsive.
 t0=$(date +%s)
-$RAW "$sock" bdev_ozone_create '{"name": "ozdead", "uri": "ofs://127.0.0.1:9/vol/bkt/x", "size": 1048576, "timeout_ms": 5000}' > "$OZT_WORK/dead.json" &
+rm -f "$OZT_WORK/dead.sent"
+RPC_RAW_SENT=$OZT_WORK/dead.sent $RAW "$sock" bdev_ozone_create '{"name": "ozdead", "uri": "ofs://127.0.0.1:9/vol/bkt/x", "size": 1048576, "timeout_ms": 5000}' > "$OZT_WORK/dead.json" &
 rawpid=$!
-sleep 1
+ozt_wait_for 30 test -e "$OZT_WORK/dead.sent" || ozt_fail "the create request was not sent within 30 s"
 out=$($RAW "$sock" spdk_get_version '' 10)
-if jq -e '.result' <<< "$out" > /dev/null; then
+checks=$((checks + 1))
+if jq -e '.result' <<< "$out" > /dev/null && kill -0 "$rawpid" 2> /dev/null; then
 	echo "  ok   app thread answers while an open is pending ($(jq -r .elapsed_s <<< "$out") s)"
+elif jq -e '.result' <<< "$out" > /dev/null; then
+	ozt_fail "the pending create had already finished when spdk_get_version answered: $(cat "$OZT_WORK/dead.json")"
 else
 	ozt_fail "app did not answer spdk_get_version while an open was pending: $out"
 fi
 wait "$rawpid"
 dt=$(($(date +%s) - t0))
-checks=$((checks + 2))
+checks=$((checks + 1))
 if jq -e '.error' "$OZT_WORK/dead.json" > /dev/null && ((dt < 60)); then
 	echo "  ok   unreachable OM: error after ${dt}s: $(jq -c .error "$OZT_WORK/dead.json")"
 else
@@ -95,6 +113,7 @@ expect_error "same uri, trailing slash" bdev_ozone_create '{"name": "oz1", "uri"
 expect_ok "malloc for name clash" bdev_malloc_create '{"name": "m0", "num_blocks": 256, "block_size": 4096}'
 expect_error "name taken" bdev_ozone_create '{"name": "m0", "uri": "'"$uri"'-other", "size": 1048576, "timeout_ms": '$to'}' "already exists"
 expect_ok "driver info" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone | (.uri != null and .chunk_size == 262144 and .statistics.reads >= 0)'
+expect_ok "engine settings: its defaults" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.settings | type == "object" and length > 0'
 expect_ok "uuid of bdev" bdev_get_bdevs '{"name": "oz0"}' ".result[0].uuid == \"$uuid\""
 expect_ok "optimal_io_boundary" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.optimal_io_boundary == 64'
 expect_error "delete unknown" bdev_ozone_delete '{"name": "nosuch"}' "no such ozone bdev"
@@ -105,7 +124,7 @@ expect_ok "reopen" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeou
 expect_ok "delete again" bdev_ozone_delete '{"name": "oz0"}'
 expect_error "open with another uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "00000000-0000-4000-8000-000000000001", "timeout_ms": '$to'}' "uuid|UUID"
 expect_error "open with another chunk size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "chunk_size": 1048576, "timeout_ms": '$to'}' "chunk"
-expect_ok "reopen for save_config, retry_ms 20000" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to', "retry_ms": 20000}' '.result.action == "opened"'
+expect_ok "reopen for save_config, retry_ms 0, cpumask 0x1" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to', "retry_ms": 0, "cpumask": "0x1"}' '.result.action == "opened"'
 expect_ok "statistics include retries" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.statistics.retries == 0'
 expect_ok "malloc delete" bdev_malloc_delete '{"name": "m0"}'
 ozt_rpc "$sock" save_config > "$OZT_WORK/saved.json" || ozt_fail "save_config failed"
@@ -114,8 +133,14 @@ checks=$((checks + 1))
 jq -e ".subsystems[] | select(.subsystem == \"bdev\") | .config[] | select(.method == \"bdev_ozone_create\") | .params.uuid == \"$uuid\"" "$OZT_WORK/saved.json" > /dev/null ||
 	ozt_fail "saved config lacks bdev_ozone_create with uuid $uuid"
 checks=$((checks + 1))
-jq -e '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create") | .params.retry_ms == 20000' "$OZT_WORK/saved.json" > /dev/null ||
-	ozt_fail "saved config lacks retry_ms 20000"
+jq -e '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create") | .params.retry_ms == 0' "$OZT_WORK/saved.json" > /dev/null ||
+	ozt_fail "saved config lacks retry_ms 0 (0 means: no retry, it is not 'default')"
+checks=$((checks + 1))
+jq -e '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create") | .params.cpumask == "0x1"' "$OZT_WORK/saved.json" > /dev/null ||
+	ozt_fail "saved config lacks cpumask 0x1"
+checks=$((checks + 1))
+jq -e '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create") | .params | has("workers") | not' "$OZT_WORK/saved.json" > /dev/null ||
+	ozt_fail "saved config has workers, which was never given (the engine's default must stay the engine's)"
 ozt_stop_app "$tgt" || ozt_fail "spdk_tgt did not stop cleanly"
 
 ozt_log "part 2: data through spdk_dd with the saved config, restart spdk_tgt from it"
@@ -137,9 +162,33 @@ else
 	ozt_fail "pattern read back differs"
 fi
 
-ozt_log "part 3: delete with destroy_data"
+ozt_log "part 3: the restarted target runs the saved cpumask; delete with destroy_data"
 start_tgt 3 "$OZT_WORK/saved.json"
+expect_ok "restarted: cpumask kept" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.cpumask == "0x1"'
 expect_ok "delete destroy_data" bdev_ozone_delete '{"name": "oz0", "destroy_data": true}'
 expect_error "gone after destroy" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size|no volume"
+
+ozt_log "part 4: the original quick start (deprecated aliases, --size in bytes, a bucket's root)"
+qs_uri=ofs://$OZONE_OM_ADDRESS/spdktest/qs-$OZT_RUN_ID
+OZT_CLEANUP_EXTRA="ozt_destroy_volume $uri; ozt_destroy_volume $qs_uri"
+checks=$((checks + 1))
+if out=$(ozt_rpc "$sock" ozone_bdev_create --name ozone0 --size 1073741824 --ozone-uri "$qs_uri" --block-size 4096 2>&1) &&
+	jq -e '.action == "created"' <<< "$out" > /dev/null; then
+	echo "  ok   rpc.py ozone_bdev_create --name ozone0 --size 1073741824 --ozone-uri $qs_uri --block-size 4096: $(jq -c . <<< "$out")"
+else
+	ozt_fail "quick start ozone_bdev_create: $out"
+fi
+expect_ok "quick start bdev: 1 GiB, 4096-byte blocks, at the bucket's root" bdev_get_bdevs '{"name": "ozone0"}' ".result[0] | .block_size == 4096 and .num_blocks * .block_size == 1073741824 and .driver_specific.ozone.uri == \"$qs_uri\""
+checks=$((checks + 1))
+grep -q 'ozone_bdev_create is deprecated' "$OZT_WORK/tgt-3.log" ||
+	ozt_fail "the target did not log the alias as deprecated (SPDK's alias mechanism not used?)"
+expect_error "alias takes the same decoder" ozone_bdev_create '{"name": "x", "ozone_uri": "'"$qs_uri"'", "bogus": 1}' "unknown parameter 'bogus'" $P
+checks=$((checks + 1))
+if out=$(ozt_rpc "$sock" ozone_bdev_delete --name ozone0 --destroy-data 2>&1); then
+	echo "  ok   rpc.py ozone_bdev_delete --name ozone0 --destroy-data"
+else
+	ozt_fail "quick start ozone_bdev_delete: $out"
+fi
+expect_error "quick start volume gone" bdev_ozone_create '{"name": "ozone0", "uri": "'"$qs_uri"'", "timeout_ms": '$to'}' "no size|pass a size|no volume"
 ozt_stop_app "$tgt" || ozt_fail "spdk_tgt did not stop cleanly"
 ozt_summary "$checks checks"

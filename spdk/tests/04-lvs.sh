@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Copyright (C) 2026 The bdev_ozone authors.
 #
-# Validation: an lvstore on an ozone bdev. spdk_tgt creates the ozone bdev, an lvstore and a
-# thin lvol, then saves its config. bdevperf (verify) runs on the lvol; spdk_dd writes a
-# pattern to it; spdk_tgt restarts from the saved config and the lvstore and lvol come back
-# (examine); spdk_dd reads the pattern back from the lvol and it matches.
+# Validation: an lvstore on an ozone bdev. The target (OZT_TARGET; "spdk_tgt" below) creates
+# the ozone bdev, an lvstore and a thin lvol, then saves its config. bdevperf (verify) runs
+# on the lvol; spdk_dd writes a pattern to it; the target restarts from the saved config and
+# the lvstore and lvol come back (examine); spdk_dd reads the pattern back from the lvol and
+# it matches.
 # An lvstore never sends FLUSH: this checks that a completed WRITE is durable by itself.
 # Env: OZT_VERIFY_TIME (default 30).
 

@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Copyright (C) 2026 The bdev_ozone authors.
 #
-# Validation: NVMe-oF/TCP export. spdk_tgt (module preloaded) exports an ozone bdev on
-# 127.0.0.1; a second SPDK app (bdevperf) attaches with bdev_nvme_attach_controller -t tcp
-# and runs -w verify through it.
+# Validation: NVMe-oF/TCP export. The target (OZT_TARGET: ozone_tgt, or spdk_tgt with the
+# module preloaded) exports an ozone bdev on 127.0.0.1; a second SPDK app (bdevperf)
+# attaches with bdev_nvme_attach_controller -t tcp and runs -w verify through it.
 # Env: OZT_VERIFY_TIME (default 30), OZT_NVMF_PORT (default 4420 + pid % 1000).
 # Must never: listen on anything but 127.0.0.1.
 

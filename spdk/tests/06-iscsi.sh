@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Copyright (C) 2026 The bdev_ozone authors.
 #
-# Validation: iSCSI export checked with libiscsi's iscsi-test-cu. One spdk_tgt exports two
-# LUN-0 targets on 127.0.0.1: a Malloc bdev (the baseline) and an ozone bdev, same size and
-# block size. The same SCSI families run against both; the ozone bdev must pass every test
-# the Malloc bdev passes. Both lists and the difference are printed.
+# Validation: iSCSI export checked with libiscsi's iscsi-test-cu. One target (OZT_TARGET)
+# exports two LUN-0 targets on 127.0.0.1: a Malloc bdev (the baseline) and an ozone bdev,
+# same size and block size. The same SCSI families run against both; the ozone bdev must
+# pass every test the Malloc bdev passes. Both lists and the difference are printed.
 # Needs: iscsi-test-cu (Debian: apt-get install libiscsi-bin).
 # Env: OZT_ISCSI_FAMILIES (space-separated, default below), OZT_ISCSI_PORT.
 

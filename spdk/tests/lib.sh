@@ -2,10 +2,16 @@
 # Copyright (C) 2026 The bdev_ozone authors.
 #
 # Shared helpers for the SPDK validation scripts (sourced, not run).
-# Owns: finding SPDK and its tools, building the module, the Ozone client environment,
-# starting/stopping SPDK apps with the module preloaded, per-run volume names, JSON configs.
+# Owns: finding SPDK and its tools, building the module and ozone_tgt, the Ozone client
+# environment, starting/stopping SPDK apps (the target as ozone_tgt or as spdk_tgt with the
+# module preloaded, per OZT_TARGET; stock tools always preloaded), per-run volume names,
+# JSON configs, bounded waits.
 # Must never: build SPDK, stop or restart the shared Ozone cluster, or kill a process it
 # did not start (every app is tracked by its pid).
+#
+# Env: OZT_TARGET=ozone_tgt (default) | preload: how a script's target ("spdk_tgt") runs:
+#      our ozone_tgt binary, or SPDK's stock spdk_tgt with LD_PRELOAD of the module.
+#      bdevperf, bdevio and spdk_dd are stock tools: they always get the module preloaded.
 
 set -o pipefail
 
@@ -55,6 +61,7 @@ ozt_skip_banner() {
 }
 
 # ---- results ------------------------------------------------------------------------------
+OZT_TARGET=${OZT_TARGET:-ozone_tgt}
 OZT_NAME=${OZT_NAME:-$(basename "$0" .sh)}
 OZT_FAILS=0
 ozt_log() { echo "[$OZT_NAME $(date +%H:%M:%S)] $*"; }
@@ -88,6 +95,11 @@ ozt_setup() {
 	make -s -C "$OZ_SPDK_DIR" > "$OZT_WORK/make.log" 2>&1 ||
 		{ cat "$OZT_WORK/make.log"; echo "FAIL: $OZT_NAME (module build failed)"; exit 1; }
 	OZ_MODULE=$OZ_SPDK_DIR/libspdk_bdev_ozone.so
+	OZ_TGT=$OZ_SPDK_DIR/ozone_tgt
+	case $OZT_TARGET in
+		ozone_tgt | preload) ;;
+		*) echo "FAIL: $OZT_NAME (OZT_TARGET must be ozone_tgt or preload, not '$OZT_TARGET')"; exit 1 ;;
+	esac
 	if [[ -z ${OZONE_OM_ADDRESS:-} ]]; then
 		eval "$("$OZ_TOP/scripts/ozone-local" env)" ||
 			{ echo "FAIL: $OZT_NAME (no Ozone client environment)"; exit 1; }
@@ -98,7 +110,7 @@ ozt_setup() {
 	OZT_TIMEOUT_MS=${OZT_TIMEOUT_MS:-120000}
 	OZT_PIDS=()
 	trap ozt_cleanup EXIT
-	ozt_log "SPDK at $SPDK_PREFIX, work dir $OZT_WORK, volumes under $OZT_VOLROOT"
+	ozt_log "SPDK at $SPDK_PREFIX, target route $OZT_TARGET, work dir $OZT_WORK, volumes under $OZT_VOLROOT"
 }
 
 # A fresh volume URI for this run: ozt_uri <tag>
@@ -111,16 +123,33 @@ ozt_rpc() {
 	python3 "$SPDK_RPC_PY" -s "$sock" -t "${OZT_RPC_TIMEOUT:-300}" --plugin bdev_ozone_rpc "$@"
 }
 
-# ozt_start_app <var> <log> <binary> <args...>: start with the module preloaded, in the
-# background; stores the pid in <var> and tracks it for cleanup.
+# ozt_start_app <var> <log> <binary> <args...>: start in the background; stores the pid in
+# <var> and tracks it for cleanup. <binary> "spdk_tgt" is the target: ozone_tgt, or spdk_tgt
+# with the module preloaded (OZT_TARGET). Any other SPDK app gets the module preloaded.
 ozt_start_app() {
 	local __var=$1 log=$2 bin=$3
 	shift 3
 	# --disable-cpumask-locks: several apps (ours and other users') share the two CPUs.
-	nice -n 5 env LD_PRELOAD="$OZ_MODULE" "$SPDK_BIN/$bin" --disable-cpumask-locks "$@" > "$log" 2>&1 &
+	if [[ $bin == spdk_tgt && $OZT_TARGET == ozone_tgt ]]; then
+		nice -n 5 "$OZ_TGT" --disable-cpumask-locks "$@" > "$log" 2>&1 &
+	else
+		nice -n 5 env LD_PRELOAD="$OZ_MODULE" "$SPDK_BIN/$bin" --disable-cpumask-locks "$@" > "$log" 2>&1 &
+	fi
 	local __pid=$!
 	OZT_PIDS+=("$__pid")
 	printf -v "$__var" '%s' "$__pid"
+}
+
+# ozt_wait_for <seconds> <command...>: run the command every 0.2 s until it succeeds;
+# returns 1 if it never did within the bound.
+ozt_wait_for() {
+	local t=$1 deadline
+	shift
+	deadline=$(($(date +%s%N) + t * 1000000000))
+	until "$@"; do
+		(($(date +%s%N) < deadline)) || return 1
+		sleep 0.2
+	done
 }
 
 # Wait until an app's RPC socket answers (bounded).

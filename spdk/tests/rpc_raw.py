@@ -6,19 +6,26 @@
 # Owns: nothing but the wire: lets tests send malformed/unknown parameters that rpc.py's
 # argument parser would refuse before they reach the module.
 # Use: rpc_raw.py <socket> <method> '<params json or "">' [timeout_s]
+# Env: RPC_RAW_SENT=<file>: create <file> once the request is sent (for tests that must
+# know a request is pending before they go on).
 import json
+import os
 import socket
 import sys
 import time
 
 sock_path, method, params = sys.argv[1], sys.argv[2], sys.argv[3]
 timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 300.0
-req = {"jsonrpc": "2.0", "method": method, "id": 1}
-if params:
-    req["params"] = json.loads(params)
+# The params text goes on the wire verbatim (after a syntax check), so a test can send
+# what json.dumps would never produce (a key given twice).
+json.loads(params or "null")
+wire = '{"jsonrpc": "2.0", "method": %s, "id": 1%s}' % (
+    json.dumps(method), ', "params": ' + params if params else "")
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sock_path)
-s.sendall(json.dumps(req).encode())
+s.sendall(wire.encode())
+if os.environ.get("RPC_RAW_SENT"):
+    open(os.environ["RPC_RAW_SENT"], "w").close()
 s.settimeout(timeout)
 buf = b""
 dec = json.JSONDecoder()
