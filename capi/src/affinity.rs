@@ -98,21 +98,40 @@ impl CpuMask {
     }
 }
 
-/// The CPUs the process may use: those it started with (before an SPDK app
-/// pinned its reactors, the main thread had them all), read from the
-/// process-wide status, not from the calling thread.
+/// The CPUs the process may use: the online CPUs, within the process's
+/// cgroup cpuset when one is readable. Not the calling or main thread's own
+/// affinity: in an SPDK app DPDK has pinned the main thread to the main lcore
+/// long before the first open, and the engine's threads must not inherit that
+/// (SPDK's own `spdk_unaffinitize_thread` also starts from every CPU).
 pub(crate) fn allowed_cpus() -> Vec<usize> {
-    let from_status = std::fs::read_to_string("/proc/self/status")
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:").map(str::to_string))
-        })
-        .and_then(|l| CpuMask::parse_list_unchecked(l.trim()));
-    from_status.unwrap_or_else(|| {
-        let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-        (0..n.max(1) as usize).collect()
-    })
+        .and_then(|l| CpuMask::parse_list_unchecked(l.trim()))
+        .unwrap_or_else(|| {
+            // SAFETY: sysconf has no preconditions.
+            let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+            (0..n.max(1) as usize).collect()
+        });
+    match cgroup_cpus() {
+        Some(c) => {
+            let both: Vec<usize> = online.iter().copied().filter(|x| c.contains(x)).collect();
+            if both.is_empty() {
+                online
+            } else {
+                both
+            }
+        }
+        None => online,
+    }
+}
+
+/// The effective cpuset of this process's cgroup (cgroup v2), if readable.
+fn cgroup_cpus() -> Option<Vec<usize>> {
+    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let f = format!("/sys/fs/cgroup{}/cpuset.cpus.effective", path.trim_end());
+    let list = std::fs::read_to_string(f).ok()?;
+    CpuMask::parse_list_unchecked(list.trim())
 }
 
 impl CpuMask {
@@ -153,6 +172,25 @@ pub(crate) fn apply_to_current_thread(mask: Option<&CpuMask>) -> Result<(), Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_cpus_do_not_follow_the_main_threads_pinning() {
+        // An SPDK app pins its main thread to the main lcore before the first
+        // open; the engine's idea of "every CPU" must not shrink with it.
+        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } as usize;
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        unsafe {
+            let pid = libc::getpid(); // the main thread's tid
+            let mut saved: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(libc::sched_getaffinity(pid, size, &mut saved), 0);
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut one);
+            assert_eq!(libc::sched_setaffinity(pid, size, &one), 0);
+            let got = allowed_cpus();
+            libc::sched_setaffinity(pid, size, &saved);
+            assert_eq!(got.len(), online, "{got:?}");
+        }
+    }
 
     #[test]
     fn masks_and_lists_parse() {
