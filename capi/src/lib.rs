@@ -376,11 +376,24 @@ pub unsafe extern "C" fn ozbd_get_info(vol: *const ozbd_volume, info: *mut ozbd_
     0
 }
 
-/// Copy `json` into `buf` the way snprintf does: returns its length (without
-/// the NUL); writes at most `len` bytes, NUL-terminated when `len > 0`.
-unsafe fn snprint(buf: *mut c_char, len: usize, json: &str) -> c_int {
-    write_err(buf, len, json);
-    json.len().min(c_int::MAX as usize) as c_int
+/// Write `report(volume)` into `buf` the way snprintf does: returns its
+/// length (without the NUL); writes at most `len` bytes, NUL-terminated when
+/// `len > 0`. -EINVAL for a NULL `vol`.
+unsafe fn snprint_report(
+    vol: *const ozbd_volume,
+    buf: *mut c_char,
+    len: usize,
+    what: &str,
+    report: impl FnOnce(&Volume) -> String,
+) -> c_int {
+    if vol.is_null() {
+        return -libc::EINVAL;
+    }
+    guard(what, -libc::EIO, || {
+        let json = report(&(*vol).vol);
+        write_err(buf, len, &json);
+        json.len().min(c_int::MAX as usize) as c_int
+    })
 }
 
 /// The volume's statistics as one JSON object (the engine's one list of
@@ -392,12 +405,7 @@ pub unsafe extern "C" fn ozbd_stats_json(
     buf: *mut c_char,
     len: usize,
 ) -> c_int {
-    if vol.is_null() {
-        return -libc::EINVAL;
-    }
-    guard("ozbd_stats_json", -libc::EIO, || {
-        snprint(buf, len, &(*vol).vol.stats().to_json())
-    })
+    snprint_report(vol, buf, len, "ozbd_stats_json", |v| v.stats().to_json())
 }
 
 /// The settings the volume runs with (workers, retry, in-flight bounds) and
@@ -409,11 +417,8 @@ pub unsafe extern "C" fn ozbd_settings_json(
     buf: *mut c_char,
     len: usize,
 ) -> c_int {
-    if vol.is_null() {
-        return -libc::EINVAL;
-    }
-    guard("ozbd_settings_json", -libc::EIO, || {
-        snprint(buf, len, &(*vol).vol.settings().to_json())
+    snprint_report(vol, buf, len, "ozbd_settings_json", |v| {
+        v.settings().to_json()
     })
 }
 
