@@ -177,7 +177,8 @@ int ozbd_check_params(const char *uri, const struct ozbd_params *params, char *e
 void ozbd_close(struct ozbd_volume *vol);
 
 /**
- * Remove the volume at `uri` and all its data. Blocks. Without `force` the
+ * Remove the volume at `uri` and all its data. Blocks (the work runs on an
+ * engine thread placed on every CPU the process may use). Without `force` the
  * directory must hold a valid volume. `timeout_ms` bounds the connect (0 =
  * the default). Returns 0 or a negative errno with `err` set.
  */

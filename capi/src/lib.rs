@@ -318,7 +318,8 @@ pub unsafe extern "C" fn ozbd_close(vol: *mut ozbd_volume) {
     guard("ozbd_close", (), || drop(Box::from_raw(vol)));
 }
 
-/// Remove the volume at `uri` and all its data. Blocks. Without `force` the
+/// Remove the volume at `uri` and all its data. Blocks (the work runs on an
+/// engine thread placed on every CPU the process may use). Without `force` the
 /// directory must hold a valid volume. `timeout_ms` bounds the connect (0 =
 /// the default). Returns 0 or a negative errno with `err` set.
 #[no_mangle]
@@ -331,19 +332,30 @@ pub unsafe extern "C" fn ozbd_destroy(
 ) -> c_int {
     init_logging();
     guard("ozbd_destroy", -libc::EIO, || {
+        // On an engine thread with every CPU the process may use, like opens:
+        // the connect thread (and a JVM this may start) must not inherit a
+        // reactor's core.
         let r = cstr(uri, "uri")
             .and_then(|u| VolumeUri::parse(&u))
             .and_then(|u| {
-                let copts = ConnectOptions {
-                    timeout: if timeout_ms == 0 {
-                        DEFAULT_CONNECT_TIMEOUT
-                    } else {
-                        Duration::from_millis(timeout_ms as u64)
-                    },
-                    ..ConnectOptions::default()
-                };
-                let b = connect(&u, &copts)?;
-                Volume::destroy(&b, &u, force != 0)
+                let (tx, rx) = std::sync::mpsc::channel();
+                let h = on_engine_thread(None, move || {
+                    let copts = ConnectOptions {
+                        timeout: if timeout_ms == 0 {
+                            DEFAULT_CONNECT_TIMEOUT
+                        } else {
+                            Duration::from_millis(timeout_ms as u64)
+                        },
+                        ..ConnectOptions::default()
+                    };
+                    let r = connect(&u, &copts).and_then(|b| Volume::destroy(&b, &u, force != 0));
+                    let _ = tx.send(r);
+                })?;
+                let r = rx
+                    .recv()
+                    .unwrap_or(Err(Error::Internal("the destroy thread died".into())));
+                let _ = h.join();
+                r
             });
         match r {
             Ok(()) => 0,
