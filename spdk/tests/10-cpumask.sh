@@ -11,6 +11,8 @@
 #     reactor's CPU.
 # Threads are read from /proc/<pid>/task/*/{comm,status}.
 # Needs 2 CPUs; on one it prints SKIPPED.
+# Must never: change any thread's affinity itself, or judge threads that existed before the
+# open (SPDK's own) by the volume's mask.
 
 OZT_NAME=cpumask
 source "$(dirname "$0")/lib.sh"
