@@ -192,11 +192,7 @@ impl Engine {
             return Err(Rejected { error, sg, done });
         }
         let cs = self.io.sb.chunk_size;
-        let (first, last) = if len == 0 {
-            (0, 0)
-        } else {
-            (offset / cs, (offset + len - 1) / cs)
-        };
+        let (first, last) = self.chunk_span(offset, len);
         let pieces = last - first + 1;
         let cost = self.cost(op, offset, len);
 
@@ -286,17 +282,26 @@ impl Engine {
         Ok(())
     }
 
+    /// The first and last chunk a range touches ((0, 0) for an empty range).
+    fn chunk_span(&self, offset: u64, len: u64) -> (u64, u64) {
+        let cs = self.io.sb.chunk_size;
+        if len == 0 {
+            (0, 0)
+        } else {
+            (offset / cs, (offset + len - 1) / cs)
+        }
+    }
+
     /// What a request counts against the in-flight byte bound: its data, or
     /// for data-less requests the bookkeeping of its pieces.
     fn cost(&self, op: Op, offset: u64, len: u64) -> u64 {
-        let cs = self.io.sb.chunk_size;
         match op {
             Op::Read | Op::Write => len,
             Op::Flush => 0,
             _ if len == 0 => 0,
             _ => {
-                let pieces = (offset + len - 1) / cs - offset / cs + 1;
-                pieces * std::mem::size_of::<Piece>() as u64
+                let (first, last) = self.chunk_span(offset, len);
+                (last - first + 1) * std::mem::size_of::<Piece>() as u64
             }
         }
     }

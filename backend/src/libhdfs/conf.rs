@@ -83,6 +83,24 @@ fn thread_jni() -> std::result::Result<Jni, JavaError> {
     Ok(Jni { env })
 }
 
+/// `conf.get(key)` on a Hadoop `Configuration`; `args` holds the key as a Java string.
+///
+/// # Safety
+/// `conf` must be a live `Configuration` reference of this thread's JNI frame.
+unsafe fn conf_get(
+    j: &Jni,
+    conf: jni::jobject,
+    args: &[jni::jvalue],
+) -> std::result::Result<Option<String>, JavaError> {
+    let value = j.call_nullable(
+        conf,
+        c"get",
+        c"(Ljava/lang/String;)Ljava/lang/String;",
+        args,
+    )?;
+    Ok(j.rust_string(value))
+}
+
 /// One key in the configuration files: the sources of its value, and the value.
 type FileAnswer = (Vec<Option<String>>, Option<String>);
 
@@ -112,13 +130,7 @@ fn file_sources(keys: &[&str]) -> std::result::Result<(String, Vec<FileAnswer>),
                     } else {
                         j.string_array(array)?
                     };
-                    let value = j.call_nullable(
-                        conf,
-                        c"get",
-                        c"(Ljava/lang/String;)Ljava/lang/String;",
-                        &args,
-                    )?;
-                    Ok((sources, j.rust_string(value)))
+                    Ok((sources, conf_get(j, conf, &args)?))
                 })?);
             }
             Ok((class, out))
@@ -215,13 +227,7 @@ pub(super) fn live_values(
                     let args = [jni::jvalue {
                         l: j.new_string(key)?,
                     }];
-                    let value = j.call_nullable(
-                        conf,
-                        c"get",
-                        c"(Ljava/lang/String;)Ljava/lang/String;",
-                        &args,
-                    )?;
-                    Ok(j.rust_string(value))
+                    conf_get(j, conf, &args)
                 })?);
             }
             Ok(out)
