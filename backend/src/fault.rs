@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::{Backend, BackendError, ClientSetting, FileInfo, Result};
+use crate::{AppendFile, Backend, BackendError, ClientSetting, FileInfo, ReadHandle, Result};
 
 /// Which calls a rule applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,12 @@ pub enum OpKind {
     Mkdirs,
     Stat,
     List,
+    /// Creating an append file, and appending to it.
+    Append,
+    /// `hsync` of an append file.
+    Hsync,
+    /// Opening a read handle (`open_read`); reads through the handle are `Read`.
+    Open,
 }
 
 #[derive(Debug)]
@@ -117,7 +123,39 @@ impl FaultBackend {
     }
 }
 
+/// An append file whose appends and hsyncs may fail (before reaching the inner file).
+struct FaultAppend<'a> {
+    be: &'a FaultBackend,
+    inner: Box<dyn AppendFile + 'a>,
+    path: String,
+}
+
+impl AppendFile for FaultAppend<'_> {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.be.check(OpKind::Append, "append", &self.path)?;
+        self.inner.append(data)
+    }
+
+    fn hsync(&mut self) -> Result<()> {
+        self.be.check(OpKind::Hsync, "hsync", &self.path)?;
+        self.inner.hsync()
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        self.inner.close()
+    }
+}
+
 impl Backend for FaultBackend {
+    fn create_append(&self, path: &str) -> Result<Box<dyn AppendFile + '_>> {
+        self.check(OpKind::Append, "create", path)?;
+        Ok(Box::new(FaultAppend {
+            be: self,
+            inner: self.inner.create_append(path)?,
+            path: path.to_string(),
+        }))
+    }
+
     fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
         self.check(OpKind::Read, "read", path)?;
         self.inner.read_at(path, offset, buf)
@@ -156,6 +194,30 @@ impl Backend for FaultBackend {
     fn client_settings(&self) -> Vec<ClientSetting> {
         self.inner.client_settings()
     }
+    fn open_read(&self, path: &str) -> Result<Option<Box<dyn ReadHandle + '_>>> {
+        self.check(OpKind::Open, "open", path)?;
+        Ok(self.inner.open_read(path)?.map(|inner| {
+            Box::new(FaultReader {
+                be: self,
+                path: path.to_string(),
+                inner,
+            }) as Box<dyn ReadHandle + '_>
+        }))
+    }
+}
+
+/// A read handle whose reads may fail like `read_at` calls (kind `Read`).
+struct FaultReader<'a> {
+    be: &'a FaultBackend,
+    path: String,
+    inner: Box<dyn ReadHandle + 'a>,
+}
+
+impl ReadHandle for FaultReader<'_> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.be.check(OpKind::Read, "read", &self.path)?;
+        self.inner.read_at(offset, buf)
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +239,21 @@ mod tests {
         f.read_at("/a", 0, &mut buf).unwrap();
         assert_eq!(&buf, b"new");
         assert_eq!(f.injected(), 1);
+    }
+
+    #[test]
+    fn faults_reach_open_and_reads_through_a_handle() {
+        let f = FaultBackend::new(Arc::new(MemoryBackend::new()), 3);
+        f.put("/a", b"data").unwrap();
+        f.fail_calls(&[OpKind::Open], &[1]);
+        assert!(f.open_read("/a").is_err());
+        let mut h = f.open_read("/a").unwrap().unwrap();
+        f.fail_calls(&[OpKind::Read], &[2]);
+        let mut buf = [0u8; 4];
+        assert_eq!(h.read_at(0, &mut buf).unwrap(), 4);
+        assert!(h.read_at(0, &mut buf).is_err());
+        assert_eq!(h.read_at(2, &mut buf).unwrap(), 2);
+        assert_eq!(f.injected(), 2);
     }
 
     #[derive(Debug)]

@@ -12,6 +12,9 @@ pub mod fault;
 #[cfg(feature = "libhdfs")]
 pub mod libhdfs;
 pub mod memory;
+mod read_handle;
+
+pub use read_handle::ReadHandle;
 
 use std::fmt;
 use std::sync::Arc;
@@ -83,6 +86,20 @@ pub struct FileInfo {
     pub is_dir: bool,
 }
 
+/// A file being appended to: a journal segment. Used by one thread at a time.
+/// Dropping it without `close` abandons it: what was appended after the last
+/// successful `hsync` may be lost, as if the process had died.
+pub trait AppendFile: Send {
+    /// Append `data` (buffered; not durable until `hsync`).
+    fn append(&mut self, data: &[u8]) -> Result<()>;
+    /// Make everything appended so far durable, and visible to readers that
+    /// open the file afterwards. On error, what this call covered is in doubt:
+    /// abandon the file and write the data again elsewhere.
+    fn hsync(&mut self) -> Result<()>;
+    /// Close the file (what was appended stays).
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
 /// A blocking, path-based file store. Paths are absolute ("/vol/bucket/dir/file")
 /// within the filesystem the backend was opened on. Implementations must be safe
 /// to call from many threads at once; each call is independent (no shared open
@@ -121,11 +138,31 @@ pub trait Backend: Send + Sync + fmt::Debug {
         Ok(None)
     }
 
+    /// Create (or truncate) `path` for appending with durable `hsync`s.
+    /// `Unsupported` when the backend cannot make appends durable.
+    fn create_append(&self, path: &str) -> Result<Box<dyn AppendFile + '_>> {
+        Err(BackendError::Unsupported {
+            path: path.to_string(),
+            msg: format!("{} cannot append with hsync", self.describe()),
+        })
+    }
+
     /// For every client configuration key the engine has a default for: the
     /// value in effect and where it comes from. Recorded at connect, so this
     /// never blocks. Empty for backends without such a client.
     fn client_settings(&self) -> Vec<ClientSetting> {
         Vec::new()
+    }
+
+    /// Open `path` for repeated positional reads by one thread (see
+    /// [`ReadHandle`]); closed when the handle drops. `Ok(None)` when this
+    /// backend has no open handles (the default): call `read_at` instead.
+    /// `NotFound` when the file does not exist. The handle keeps reading the
+    /// content the file had when it was opened: after a `put` or `delete` of
+    /// the file, drop it and open again.
+    fn open_read(&self, path: &str) -> Result<Option<Box<dyn ReadHandle + '_>>> {
+        let _ = path;
+        Ok(None)
     }
 }
 

@@ -6,14 +6,15 @@
 //! Must never: be used for data anyone wants to keep; it forgets everything on drop.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::{Backend, BackendError, FileInfo, Result};
+use crate::{AppendFile, Backend, BackendError, FileInfo, ReadHandle, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
     Dir,
-    File(Vec<u8>),
+    /// Shared with open read handles, which keep the version they opened.
+    File(Arc<Vec<u8>>),
 }
 
 /// A thread-safe in-memory filesystem.
@@ -55,12 +56,57 @@ impl MemoryBackend {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A copy of everything stored right now: what a process that died at
+    /// this instant would leave behind (appends count once hsynced); for tests.
+    pub fn snapshot(&self) -> MemoryBackend {
+        MemoryBackend {
+            nodes: Mutex::new(self.lock().clone()),
+        }
+    }
+
+    /// Replace a file's content (for tests that damage files).
+    pub fn poke(&self, path: &str, data: Vec<u8>) {
+        self.lock()
+            .insert(normalize(path), Node::File(Arc::new(data)));
+    }
+
+    /// Names and contents of the files under `dir` (for tests).
+    pub fn files_under(&self, dir: &str) -> Vec<(String, Vec<u8>)> {
+        let prefix = format!("{}/", normalize(dir));
+        self.lock()
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(k, n)| match n {
+                Node::File(d) => Some((k.clone(), d.to_vec())),
+                Node::Dir => None,
+            })
+            .collect()
+    }
+
     /// Number of files (not directories) stored; for tests.
     pub fn file_count(&self) -> usize {
         self.lock()
             .values()
             .filter(|n| matches!(n, Node::File(_)))
             .count()
+    }
+}
+
+fn copy_at(data: &[u8], offset: u64, buf: &mut [u8]) -> usize {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let n = buf.len().min(data.len() - start);
+    buf[..n].copy_from_slice(&data[start..start + n]);
+    n
+}
+
+/// An open file of the memory backend: the version current at open.
+struct MemoryReader(Arc<Vec<u8>>);
+
+impl ReadHandle for MemoryReader {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        Ok(copy_at(&self.0, offset, buf))
     }
 }
 
@@ -82,18 +128,69 @@ fn mkdirs_locked(nodes: &mut BTreeMap<String, Node>, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// An in-memory file open for appending: appends become part of the file at
+/// `hsync` (or `close`); dropped unclosed, the unsynced tail is lost, as it
+/// would be when a process dies.
+struct MemoryAppend<'a> {
+    be: &'a MemoryBackend,
+    path: String,
+    pending: Vec<u8>,
+}
+
+impl AppendFile for MemoryAppend<'_> {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.pending.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn hsync(&mut self) -> Result<()> {
+        let mut nodes = self.be.lock();
+        match nodes.get_mut(&self.path) {
+            Some(Node::File(data)) => {
+                Arc::make_mut(data).append(&mut self.pending);
+                Ok(())
+            }
+            _ => Err(BackendError::io(
+                "hsync",
+                &self.path,
+                2,
+                "the file was deleted while open",
+            )),
+        }
+    }
+
+    fn close(mut self: Box<Self>) -> Result<()> {
+        self.hsync()
+    }
+}
+
 impl Backend for MemoryBackend {
+    fn create_append(&self, path: &str) -> Result<Box<dyn AppendFile + '_>> {
+        self.put(path, &[])?;
+        Ok(Box::new(MemoryAppend {
+            be: self,
+            path: normalize(path),
+            pending: Vec::new(),
+        }))
+    }
+
     fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let path = normalize(path);
         let nodes = self.lock();
         match nodes.get(&path) {
-            Some(Node::File(data)) => {
-                let start = (offset as usize).min(data.len());
-                let n = buf.len().min(data.len() - start);
-                buf[..n].copy_from_slice(&data[start..start + n]);
-                Ok(n)
-            }
+            Some(Node::File(data)) => Ok(copy_at(data, offset, buf)),
             Some(Node::Dir) => Err(BackendError::io("read", &path, 21, "is a directory")),
+            None => Err(BackendError::NotFound { path }),
+        }
+    }
+
+    /// A handle that keeps the version it opened, like an Ozone input stream
+    /// after the key is overwritten.
+    fn open_read(&self, path: &str) -> Result<Option<Box<dyn ReadHandle + '_>>> {
+        let path = normalize(path);
+        match self.lock().get(&path) {
+            Some(Node::File(data)) => Ok(Some(Box::new(MemoryReader(data.clone())))),
+            Some(Node::Dir) => Err(BackendError::io("open", &path, 21, "is a directory")),
             None => Err(BackendError::NotFound { path }),
         }
     }
@@ -107,7 +204,7 @@ impl Backend for MemoryBackend {
         if let Some(Node::Dir) = nodes.get(&path) {
             return Err(BackendError::io("put", &path, 21, "is a directory"));
         }
-        nodes.insert(path, Node::File(data.to_vec()));
+        nodes.insert(path, Node::File(Arc::new(data.to_vec())));
         Ok(())
     }
 
@@ -221,5 +318,24 @@ mod tests {
         assert!(b.delete("/v/b/dir", true).unwrap());
         assert_eq!(b.stat("/v/b/dir").unwrap(), None);
         assert!(b.stat("/v/b").unwrap().unwrap().is_dir);
+    }
+
+    #[test]
+    fn an_open_handle_keeps_the_version_it_opened() {
+        let b = MemoryBackend::new();
+        b.put("/f", b"old!").unwrap();
+        let mut h = b.open_read("/f").unwrap().unwrap();
+        b.put("/f", b"new!").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(h.read_at(1, &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"ld!");
+        drop(h);
+        let mut h = b.open_read("/f").unwrap().unwrap();
+        assert_eq!(h.read_at(0, &mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"new!");
+        assert!(matches!(
+            b.open_read("/nope"),
+            Err(BackendError::NotFound { .. })
+        ));
     }
 }

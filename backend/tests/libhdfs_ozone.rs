@@ -435,3 +435,137 @@ fn ozone_quota_is_edquot() {
     // ofs deletes a volume only when it is empty and not recursively.
     be.delete(&quota_volume, false).unwrap();
 }
+
+/// A backend with the journal's client keys (the engine passes them as
+/// defaults; see chunkstore/src/defaults.rs), or with `hsync` left off.
+fn ozone_hsync(test: &str, enabled: bool) -> Option<(LibhdfsBackend, String)> {
+    let addr = om_address(test)?;
+    let v = if enabled { "true" } else { "false" };
+    let opts = LibhdfsOptions {
+        conf: vec![
+            ("ozone.client.hbase.enhancements.allowed".into(), v.into()),
+            ("ozone.fs.hsync.enabled".into(), v.into()),
+        ],
+        ..LibhdfsOptions::default()
+    };
+    let be = LibhdfsBackend::connect(&format!("ofs://{addr}"), &opts)
+        .unwrap_or_else(|e| panic!("connect ofs://{addr}: {e}"));
+    let bucket = join(VOLUME, &unique("h"));
+    be.mkdirs(&bucket)
+        .expect("mkdirs creates volume and bucket");
+    Some((be, bucket))
+}
+
+/// What the journal relies on: after `hsync`, a reader that opens the file
+/// sees the synced bytes (stat length and content) while the writer keeps it
+/// open; an abandoned (never closed) file keeps its hsynced bytes, drops the
+/// unsynced tail, and can be deleted; without the client keys, hsync does not
+/// publish the length (the journal detects this and falls back).
+#[test]
+fn ozone_hsync_publishes_length_and_survives_abandon() {
+    let Some((be, bucket)) = ozone_hsync("ozone_hsync_publishes_length_and_survives_abandon", true)
+    else {
+        return;
+    };
+    let f = join(&bucket, "seg");
+    let a = pattern(10_000, 7);
+    let b = pattern(5_000, 8);
+    {
+        let mut w = be.create_append(&f).unwrap();
+        w.append(&a).unwrap();
+        w.hsync().unwrap();
+        assert_eq!(
+            be.stat(&f).unwrap().unwrap().len,
+            a.len() as u64,
+            "length after hsync"
+        );
+        let mut buf = vec![0u8; 20_000];
+        let n = be.read_at(&f, 0, &mut buf).unwrap();
+        assert_eq!(&buf[..n], &a[..], "a new reader sees the hsynced bytes");
+        w.append(&b).unwrap();
+        w.hsync().unwrap();
+        let n = be.read_at(&f, 0, &mut buf).unwrap();
+        assert_eq!(
+            n,
+            a.len() + b.len(),
+            "second hsync extends what readers see"
+        );
+        w.append(&pattern(3_000, 9)).unwrap();
+        // Dropped without close: abandoned, like a writer that died.
+    }
+    let mut buf = vec![0u8; 20_000];
+    let n = be.read_at(&f, 0, &mut buf).unwrap();
+    assert_eq!(
+        n,
+        a.len() + b.len(),
+        "abandoned: the hsynced bytes stay, the tail does not"
+    );
+    assert_eq!(&buf[..a.len()], &a[..]);
+    assert!(
+        be.delete(&f, false).unwrap(),
+        "an abandoned open file can be deleted"
+    );
+    assert!(be.stat(&f).unwrap().is_none());
+
+    let Some((off, ob)) = ozone_hsync("ozone_hsync_publishes_length_and_survives_abandon", false)
+    else {
+        return;
+    };
+    let g = join(&ob, "seg");
+    let mut w = off.create_append(&g).unwrap();
+    w.append(&a).unwrap();
+    let synced = w.hsync();
+    let len = off.stat(&g).unwrap().map(|i| i.len).unwrap_or(0);
+    eprintln!("hsync without the client keys: {synced:?}, visible length {len}");
+    assert!(
+        synced.is_err() || len == 0,
+        "without the keys hsync must not look durable (it degrades to flush)"
+    );
+    drop(w);
+    be.delete(&bucket, true).unwrap();
+    off.delete(&ob, true).unwrap();
+}
+
+#[test]
+fn ozone_open_handle_reads_many_times_and_never_the_next_version() {
+    let Some((be, bucket)) = ozone("ozone_open_handle_reads_many_times_and_never_the_next_version")
+    else {
+        return;
+    };
+    let f = join(&bucket, "chunk");
+    let v1 = pattern(1 << 20, 1);
+    let v2 = pattern(1 << 20, 2);
+    be.put(&f, &v1).unwrap();
+    let mut h = be.open_read(&f).unwrap().expect("libhdfs has open handles");
+    let mut buf = vec![0u8; 4096];
+    for off in [0usize, 512 << 10, (1 << 20) - 4096, 8192] {
+        assert_eq!(h.read_at(off as u64, &mut buf).unwrap(), 4096);
+        assert_eq!(&buf[..], &v1[off..off + 4096], "read at {off}");
+    }
+    assert_eq!(h.read_at(1 << 20, &mut buf).unwrap(), 0, "end of file");
+    be.put(&f, &v2).unwrap();
+    // The open stream holds the old key version's blocks: it reads the old
+    // data (or fails once they are gone), never the new version. This is why
+    // the engine reopens a chunk's handle after it rewrites the chunk.
+    match h.read_at(0, &mut buf) {
+        Ok(n) => {
+            assert_eq!(n, 4096);
+            assert_eq!(
+                &buf[..],
+                &v1[..4096],
+                "an open handle reads the version it opened"
+            );
+            eprintln!("old handle after overwrite: reads the old version");
+        }
+        Err(e) => eprintln!("old handle after overwrite: fails ({e})"),
+    }
+    drop(h);
+    let mut h = be.open_read(&f).unwrap().unwrap();
+    assert_eq!(h.read_at(0, &mut buf).unwrap(), 4096);
+    assert_eq!(&buf[..], &v2[..4096], "a new handle reads the new version");
+    assert!(matches!(
+        be.open_read(&join(&bucket, "absent")),
+        Err(BackendError::NotFound { .. })
+    ));
+    be.delete(&bucket, true).unwrap();
+}

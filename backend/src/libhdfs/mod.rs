@@ -13,6 +13,8 @@
 //! |---|---|
 //! | `mod.rs` | connect, the `Backend` impl, paths and URIs |
 //! | `stream.rs` | open files: read, write, commit (close), abandon |
+//! | `append.rs` | append files with hsync (journal segments) |
+//! | `reader.rs` | positional reads of an open file; `Backend::open_read` handles |
 //! | `error.rs` | errno and Java exception → `BackendError` classification |
 //! | `jni.rs` | JNI helpers for calls libhdfs has no function for |
 //! | `layout.rs` | the Ozone bucket layout, through the ofs client |
@@ -76,7 +78,8 @@
 //! # Threads
 //!
 //! The `hdfsFS` (a Java `FileSystem`) is shared by all threads; every call opens
-//! and closes its own `hdfsFile`. libhdfs attaches each calling thread to the JVM
+//! and closes its own `hdfsFile`, except a handle from `open_read`, which its
+//! caller keeps for many reads on one thread at a time (`&mut` per read). libhdfs attaches each calling thread to the JVM
 //! and detaches it when the thread exits.
 //!
 //! # Bucket layout
@@ -92,28 +95,28 @@
 //! missing file for reading (`read_at` on an absent path): callers that probe for
 //! absent files should use `stat`/`list` first.
 
+mod append;
 mod conf;
 mod error;
 mod jni;
 mod jvm;
 mod layout;
+mod reader;
 mod stream;
 
 use std::ffi::{CStr, CString};
 use std::fmt;
-use std::os::raw::{c_int, c_void};
+use std::os::raw::c_int;
 use std::sync::atomic::AtomicU64;
 
 use hdfs_sys as ffi;
 
-use crate::{Backend, BackendError, ClientSetting, FileInfo, Result};
+use crate::{Backend, BackendError, ClientSetting, FileInfo, ReadHandle, Result};
 use error::{classify, Snap};
 
 pub use jvm::{JNI_CreateJavaVM, JNI_GetCreatedJavaVMs};
 pub use stream::PendingPut;
 
-/// Largest piece asked of one hdfsPread (Ozone reads straight into our buffer).
-const READ_PIECE: usize = 8 << 20;
 /// Marker in the names of `file://` temp files.
 const TMP_MARK: &str = ".ozbd-tmp-";
 
@@ -445,47 +448,14 @@ unsafe fn convert_status(fi: &ffi::hdfsFileInfo) -> LibhdfsFileStatus {
 }
 
 impl Backend for LibhdfsBackend {
+    fn create_append(&self, path: &str) -> Result<Box<dyn crate::AppendFile + '_>> {
+        Ok(Box::new(self.create_append_file(path)?))
+    }
+
     fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
         let c = c_path("read", path)?;
-        let f = self.open_read(path, &c)?;
-        let mut done = 0usize;
-        let mut empty_reads = 0;
-        while done < buf.len() {
-            let pos = offset
-                .checked_add(done as u64)
-                .filter(|p| *p <= i64::MAX as u64)
-                .ok_or_else(|| BackendError::io("read", path, libc::EINVAL, "offset too large"))?;
-            let want = (buf.len() - done).min(READ_PIECE);
-            let snap = Snap::take();
-            // SAFETY: open input stream used by this thread only; the
-            // destination is the unfilled part of `buf`, `want` bytes long.
-            let n = unsafe {
-                ffi::hdfsPread(
-                    self.fs,
-                    f.file,
-                    pos as i64,
-                    buf[done..].as_mut_ptr() as *mut c_void,
-                    want as i32,
-                )
-            };
-            if n > 0 {
-                snap.ok();
-                done += n as usize;
-                empty_reads = 0;
-            } else if n == 0 {
-                snap.ok();
-                break; // end of file
-            } else {
-                let fail = snap.failure();
-                // EINTR: the stream returned 0 bytes; try again a few times.
-                if fail.errno == libc::EINTR && empty_reads < 3 {
-                    empty_reads += 1;
-                    continue;
-                }
-                return Err(self.error("read", path, fail));
-            }
-        }
-        Ok(done)
+        let f = self.open_input(path, &c)?;
+        self.pread_all(&f, path, offset, buf)
     }
 
     fn put(&self, path: &str, data: &[u8]) -> Result<()> {
@@ -592,6 +562,10 @@ impl Backend for LibhdfsBackend {
 
     fn client_settings(&self) -> Vec<ClientSetting> {
         self.settings.clone()
+    }
+
+    fn open_read(&self, path: &str) -> Result<Option<Box<dyn ReadHandle + '_>>> {
+        Ok(Some(Box::new(self.open_reader(path)?)))
     }
 }
 

@@ -41,14 +41,14 @@ impl Drop for ReadFile<'_> {
 
 /// A file open for writing. Dropping it without `close` abandons it: the
 /// stream is never closed, so nothing is committed.
-struct WriteFile<'a> {
-    be: &'a LibhdfsBackend,
-    file: ffi::hdfsFile,
+pub(super) struct WriteFile<'a> {
+    pub(super) be: &'a LibhdfsBackend,
+    pub(super) file: ffi::hdfsFile,
 }
 
 impl WriteFile<'_> {
     /// Close, which on Ozone commits the key.
-    fn close(self, op: &'static str, path: &str) -> Result<()> {
+    pub(super) fn close(self, op: &'static str, path: &str) -> Result<()> {
         let me = std::mem::ManuallyDrop::new(self);
         let snap = Snap::take();
         // SAFETY: open handle, closed once (libhdfs frees it even on failure).
@@ -103,7 +103,7 @@ impl LibhdfsBackend {
         })
     }
 
-    pub(super) fn open_read(&self, path: &str, c: &CStr) -> Result<ReadFile<'_>> {
+    pub(super) fn open_input(&self, path: &str, c: &CStr) -> Result<ReadFile<'_>> {
         let snap = Snap::take();
         // SAFETY: valid fs and C string.
         let file = unsafe { ffi::hdfsOpenFile(self.fs, c.as_ptr(), libc::O_RDONLY, 0, 0, 0) };
@@ -115,7 +115,7 @@ impl LibhdfsBackend {
     }
 
     /// create(overwrite=true) with our replication.
-    fn open_write(&self, path: &str, c: &CStr) -> Result<WriteFile<'_>> {
+    pub(super) fn open_write(&self, path: &str, c: &CStr) -> Result<WriteFile<'_>> {
         let repl = match self.scheme {
             Scheme::Ofs => self.replication,
             Scheme::Local => 1,
@@ -139,7 +139,7 @@ impl LibhdfsBackend {
         Ok(WriteFile { be: self, file })
     }
 
-    fn write_all(&self, f: &WriteFile<'_>, path: &str, data: &[u8]) -> Result<()> {
+    pub(super) fn write_all(&self, f: &WriteFile<'_>, path: &str, data: &[u8]) -> Result<()> {
         for piece in data.chunks(WRITE_PIECE) {
             let snap = Snap::take();
             // SAFETY: open output stream; `piece` is valid for its length, which
