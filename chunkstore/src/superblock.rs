@@ -11,7 +11,9 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 
 pub const MAGIC: &str = "bdev_ozone volume";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the volume may have a journal (`journal/`), which every open replays.
+/// A reader of format 1 refuses format 2 (it would ignore the journal).
+pub const FORMAT_VERSION: u32 = 2;
 pub const SUPERBLOCK_NAME: &str = "superblock.json";
 pub const CHUNK_DIR: &str = "chunks";
 pub const DEFAULT_BLOCK_SIZE: u32 = 4096;
@@ -28,6 +30,13 @@ pub struct Superblock {
     pub size: u64,
     pub block_size: u32,
     pub chunk_size: u64,
+    /// Format 2: the volume was opened with a journal at least once, so
+    /// `journal/` may hold data not yet in the chunks. Absent in format 1.
+    #[serde(default)]
+    pub journal: bool,
+    /// Format 2: the writer epoch (fencing; reserved, always 0 for now).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl Superblock {
@@ -39,6 +48,8 @@ impl Superblock {
             size,
             block_size,
             chunk_size,
+            journal: false,
+            epoch: 0,
         };
         sb.validate()?;
         Ok(sb)

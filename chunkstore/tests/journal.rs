@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The journal on the in-memory backend: durability at any instant (a
+//! snapshot of the backend is what a process killed then leaves), torn tails
+//! and corruption at replay, backpressure and its memory bound, the fallback
+//! when the bucket cannot hsync, the format upgrade, and replay whatever mode
+//! the opener asks for. The same paths on real Ozone: ozone_model.rs and the
+//! SIGKILL crash test (`scripts/test-all`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ozbd_backend::memory::MemoryBackend;
+use ozbd_backend::{AppendFile, Backend, BackendRef, FileInfo};
+use ozbd_chunkstore::{CreateOptions, JournalMode, OpenOptions, Volume, VolumeUri};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const BS: u64 = 4096;
+const CS: u64 = 256 << 10;
+
+fn uri() -> VolumeUri {
+    VolumeUri::parse("mem://journal/vol/bucket/disk").unwrap()
+}
+
+fn opts(journal_mb: u64) -> OpenOptions {
+    OpenOptions {
+        journal: JournalMode::Ozone,
+        journal_mb,
+        retry: Duration::ZERO,
+        ..OpenOptions::default()
+    }
+}
+
+fn create(backend: BackendRef, size: u64, o: &OpenOptions) -> Volume {
+    let mut c = CreateOptions::new(size);
+    c.block_size = BS as u32;
+    c.chunk_size = CS;
+    Volume::create(backend, &uri(), &c, o).unwrap().0
+}
+
+/// A block's content for write number `n` (every block of every write differs).
+fn block(n: u64) -> Vec<u8> {
+    let mut v = vec![0u8; BS as usize];
+    for (i, b) in v.iter_mut().enumerate() {
+        *b = (n.wrapping_mul(31).wrapping_add(i as u64 / 8) % 251) as u8 + 1;
+    }
+    v[..8].copy_from_slice(&n.to_le_bytes());
+    v
+}
+
+#[test]
+fn small_writes_are_journaled_and_read_back_before_and_after_destage() {
+    let mem = Arc::new(MemoryBackend::new());
+    let vol = create(mem.clone(), 8 * CS, &opts(16));
+    for i in 0..64u64 {
+        vol.write(i * BS * 3 % (8 * CS), &block(i)).unwrap();
+    }
+    let s = vol.stats();
+    assert_eq!(s.journal.mode, "ozone");
+    assert_eq!(s.journal.records, 64, "{s:?}");
+    assert!(s.journal.dirty_bytes > 0, "{s:?}");
+    // Journaled chunks count as holding data (NBD block status and `ozbd
+    // export` skip chunks that do not), before any chunk file exists.
+    assert!(vol.chunk_may_hold_data(0) && vol.allocated_chunks().contains(&0));
+    assert!(!vol.chunk_may_hold_data(7) || vol.allocated_chunks().contains(&7));
+    for i in 0..64u64 {
+        let mut b = vec![0u8; BS as usize];
+        vol.read(i * BS * 3 % (8 * CS), &mut b).unwrap();
+        assert!(b == block(i), "block {i} from the journal");
+    }
+    drop(vol);
+    // A clean close destages everything: the journal keeps one small
+    // segment per stream (its header and a checkpoint).
+    let segs = mem.files_under("/vol/bucket/disk/journal");
+    let streams = opts(16).journal_streams;
+    assert!(
+        segs.len() <= streams && segs.iter().all(|s| s.1.len() < 256),
+        "{:?}",
+        segs.iter().map(|s| (&s.0, s.1.len())).collect::<Vec<_>>()
+    );
+    let vol = Volume::open(mem.clone(), &uri(), &opts(16)).unwrap();
+    assert_eq!(vol.stats().journal.replayed_records, 0);
+    for i in 0..64u64 {
+        let mut b = vec![0u8; BS as usize];
+        vol.read(i * BS * 3 % (8 * CS), &mut b).unwrap();
+        assert!(b == block(i), "block {i} from the chunks");
+    }
+}
+
+/// Writers on several threads; at random instants the backend is copied (a
+/// process killed at that instant). Opening the copy must show every write
+/// acknowledged before the copy, or a later one to the same block, never a
+/// torn block, never older data.
+#[test]
+fn every_acknowledged_write_survives_a_kill_at_any_instant() {
+    let cycles: u64 = std::env::var("OZBD_JOURNAL_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let blocks = 16 * CS / BS;
+    let mem = Arc::new(MemoryBackend::new());
+    let vol = Arc::new(create(mem.clone(), 16 * CS, &opts(16)));
+    // Per write: (block, write number); `acked` counts completed writes in
+    // completion order.
+    let log: Arc<Mutex<Vec<(u64, u64)>>> = Arc::new(Mutex::new(Vec::new()));
+    let started: Arc<Mutex<Vec<(u64, u64)>>> = Arc::new(Mutex::new(Vec::new()));
+    let next = Arc::new(AtomicU64::new(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for t in 0..4u64 {
+        let (vol, log, started, next, stop) = (
+            vol.clone(),
+            log.clone(),
+            started.clone(),
+            next.clone(),
+            stop.clone(),
+        );
+        writers.push(std::thread::spawn(move || {
+            let mut rng = SmallRng::seed_from_u64(t);
+            while !stop.load(Ordering::Relaxed) {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                // Each writer owns a quarter of the blocks, so writes to one
+                // block are sequential and "the last acknowledged" is defined.
+                let b = rng.gen_range(0..blocks / 4) * 4 + t;
+                started.lock().unwrap().push((b, n));
+                vol.write(b * BS, &block(n)).unwrap();
+                log.lock().unwrap().push((b, n));
+            }
+        }));
+    }
+    let mut rng = SmallRng::seed_from_u64(99);
+    for cycle in 0..cycles {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(1..40)));
+        let acked: Vec<(u64, u64)> = log.lock().unwrap().clone();
+        let copy = Arc::new(mem.snapshot());
+        let begun: Vec<(u64, u64)> = started.lock().unwrap().clone();
+        // What each block may hold: its last write acknowledged before the
+        // copy (or zeros), or any write to it not acknowledged by then.
+        let mut last = vec![0u64; blocks as usize];
+        let mut acked_set = std::collections::HashSet::new();
+        for &(b, n) in &acked {
+            last[b as usize] = last[b as usize].max(n);
+            acked_set.insert(n);
+        }
+        let v = Volume::open(copy.clone(), &uri(), &opts(16)).unwrap();
+        let mut buf = vec![0u8; (16 * CS) as usize];
+        v.read(0, &mut buf).unwrap();
+        for b in 0..blocks {
+            let got = &buf[(b * BS) as usize..((b + 1) * BS) as usize];
+            let want = last[b as usize];
+            if (want == 0 && got.iter().all(|&x| x == 0)) || (want != 0 && got == block(want)) {
+                continue;
+            }
+            let mut n8 = [0u8; 8];
+            n8.copy_from_slice(&got[..8]);
+            let n = u64::from_le_bytes(n8);
+            let later = begun
+                .iter()
+                .any(|&(bb, nn)| bb == b && nn == n && nn > want);
+            assert!(
+                later && got == block(n),
+                "cycle {cycle}: block {b} holds write {n} (torn or stale); the last acknowledged write there was {want}"
+            );
+        }
+        drop(v);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let s = vol.stats();
+    assert!(s.journal.records > 100, "{s:?}");
+    assert!(
+        s.journal.records_per_hsync > 1.0,
+        "4 writers share hsyncs: {s:?}"
+    );
+}
+
+/// The files of the journal directory, oldest first.
+fn segments(mem: &MemoryBackend) -> Vec<(String, Vec<u8>)> {
+    let mut s = mem.files_under("/vol/bucket/disk/journal");
+    s.sort();
+    s
+}
+
+/// Leave a volume with journaled, not destaged data: a copy of the backend
+/// taken while the volume is open (the process was killed).
+fn killed_with_journal(n: u64) -> Arc<MemoryBackend> {
+    let mem = Arc::new(MemoryBackend::new());
+    // One stream, so the last segment holds the last records.
+    let one = OpenOptions {
+        journal_streams: 1,
+        ..opts(64)
+    };
+    let vol = create(mem.clone(), 8 * CS, &one);
+    for i in 0..n {
+        vol.write(i * BS, &block(i + 1)).unwrap();
+    }
+    let copy = Arc::new(mem.snapshot());
+    drop(vol);
+    copy
+}
+
+#[test]
+fn a_torn_tail_is_cut_at_the_last_valid_record() {
+    let mem = killed_with_journal(10);
+    let segs = segments(&mem);
+    let (name, mut data) = segs.last().cloned().unwrap();
+    // Half a record appended: a writer that died mid-append.
+    let mut junk = data[data.len() - 2000..].to_vec();
+    junk.truncate(1500);
+    data.extend_from_slice(&junk);
+    mem.poke(&name, data);
+    let vol = Volume::open(mem.clone(), &uri(), &opts(64)).unwrap();
+    assert_eq!(vol.stats().journal.replayed_records, 10);
+    for i in 0..10u64 {
+        let mut b = vec![0u8; BS as usize];
+        vol.read(i * BS, &mut b).unwrap();
+        assert!(b == block(i + 1), "block {i}");
+    }
+    // Cutting the last record short loses only that record (never acked here).
+    drop(vol);
+    let mem = killed_with_journal(10);
+    let (name, data) = segments(&mem).last().cloned().unwrap();
+    mem.poke(&name, data[..data.len() - 100].to_vec());
+    let vol = Volume::open(mem.clone(), &uri(), &opts(64)).unwrap();
+    let mut b = vec![0u8; BS as usize];
+    vol.read(8 * BS, &mut b).unwrap();
+    assert!(b == block(9));
+    vol.read(9 * BS, &mut b).unwrap();
+    assert!(b.iter().all(|&x| x == 0), "the torn record is not applied");
+}
+
+#[test]
+fn a_corrupt_record_in_the_middle_fails_the_open_naming_the_segment() {
+    let mem = killed_with_journal(10);
+    let (name, mut data) = segments(&mem).last().cloned().unwrap();
+    let at = data.len() / 2;
+    data[at] ^= 0x5a;
+    mem.poke(&name, data);
+    let e = Volume::open(mem.clone(), &uri(), &opts(64)).unwrap_err();
+    let m = e.to_string();
+    let seg = name.rsplit('/').next().unwrap();
+    assert!(m.contains(seg) && m.contains("corrupt"), "{m}");
+    assert_eq!(e.errno(), 117, "{m}");
+    // Nothing was applied: the chunks are as they were (no chunk files).
+    assert!(mem.files_under("/vol/bucket/disk/chunks").is_empty());
+    // journal=none refuses too: it would have to apply the journal first.
+    let none = OpenOptions {
+        journal: JournalMode::None,
+        ..opts(64)
+    };
+    assert!(Volume::open(mem.clone(), &uri(), &none).is_err());
+}
+
+#[test]
+fn every_open_replays_whatever_the_mode() {
+    let mem = killed_with_journal(20);
+    let none = OpenOptions {
+        journal: JournalMode::None,
+        ..opts(64)
+    };
+    let vol = Volume::open(mem.clone(), &uri(), &none).unwrap();
+    assert_eq!(vol.settings().journal, JournalMode::None);
+    for i in 0..20u64 {
+        let mut b = vec![0u8; BS as usize];
+        vol.read(i * BS, &mut b).unwrap();
+        assert!(b == block(i + 1), "block {i}");
+    }
+    assert!(
+        segments(&mem).is_empty(),
+        "journal=none applies and removes it"
+    );
+    drop(vol);
+    let info = Volume::journal_info(&(mem.clone() as BackendRef), &uri()).unwrap();
+    assert_eq!(info.segments, 0);
+}
+
+#[test]
+fn journal_info_says_what_a_replay_would_do() {
+    let mem = killed_with_journal(12);
+    let info = Volume::journal_info(&(mem.clone() as BackendRef), &uri()).unwrap();
+    assert_eq!(info.to_apply, 12, "{info:?}");
+    assert_eq!(info.dirty_bytes, 12 * BS, "{info:?}");
+    assert_eq!(info.chunks, 1, "{info:?}");
+}
+
+/// A backend whose puts are slow, so the destager falls behind the writers.
+#[derive(Debug)]
+struct SlowPuts(MemoryBackend, Duration);
+
+impl Backend for SlowPuts {
+    fn read_at(&self, p: &str, o: u64, b: &mut [u8]) -> ozbd_backend::Result<usize> {
+        self.0.read_at(p, o, b)
+    }
+    fn put(&self, p: &str, d: &[u8]) -> ozbd_backend::Result<()> {
+        std::thread::sleep(self.1);
+        self.0.put(p, d)
+    }
+    fn delete(&self, p: &str, r: bool) -> ozbd_backend::Result<bool> {
+        self.0.delete(p, r)
+    }
+    fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
+        self.0.mkdirs(p)
+    }
+    fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
+        self.0.stat(p)
+    }
+    fn list(&self, p: &str) -> ozbd_backend::Result<Vec<FileInfo>> {
+        self.0.list(p)
+    }
+    fn describe(&self) -> String {
+        "slow-puts".into()
+    }
+    fn create_append(&self, p: &str) -> ozbd_backend::Result<Box<dyn AppendFile + '_>> {
+        self.0.create_append(p)
+    }
+}
+
+/// A writer faster than the destager is slowed, not failed, and the journal's
+/// memory stays within journal_mb.
+#[test]
+fn backpressure_slows_writers_and_bounds_memory() {
+    let be = Arc::new(SlowPuts(MemoryBackend::new(), Duration::from_millis(20)));
+    let size = 256 * CS; // 64 MiB
+    let vol = Arc::new(create(be.clone(), size, &opts(16)));
+    let peak = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (vol, peak, done) = (vol.clone(), peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let s = vol.stats().journal;
+                peak.fetch_max(s.dirty_bytes.max(s.journal_bytes), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let written = Arc::new(AtomicUsize::new(0));
+    let mut ws = Vec::new();
+    for t in 0..4u64 {
+        let (vol, written) = (vol.clone(), written.clone());
+        ws.push(std::thread::spawn(move || {
+            let mut rng = SmallRng::seed_from_u64(t);
+            // 4 x 2048 x 4 KiB = 32 MiB through a 16 MiB journal.
+            for i in 0..2048u64 {
+                let b = rng.gen_range(0..size / BS);
+                vol.write(b * BS, &block(i)).unwrap();
+                written.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for w in ws {
+        w.join().unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let s = vol.stats();
+    assert_eq!(written.load(Ordering::Relaxed), 4 * 2048);
+    assert_eq!(s.errors, 0, "{s:?}");
+    assert!(s.journal.full_waits > 0, "writers waited: {s:?}");
+    // The stated constant: record headers that are not counted against
+    // journal_mb (segment headers, checkpoints, and the 48-byte superseded
+    // records of writes that found the journal full) stay under 1 MiB.
+    let peak = peak.load(Ordering::Relaxed);
+    let bound = (16 << 20) + (1 << 20);
+    assert!(
+        peak <= bound,
+        "journal/dirty bytes peaked at {peak} > {bound}"
+    );
+}
+
+/// A backend whose hsync returns Ok but publishes nothing (Ozone without its
+/// hsync keys): the journal must notice and fall back, saying so.
+#[derive(Debug)]
+struct FakeHsync(MemoryBackend);
+
+struct Unsynced;
+
+impl AppendFile for Unsynced {
+    fn append(&mut self, _: &[u8]) -> ozbd_backend::Result<()> {
+        Ok(())
+    }
+    fn hsync(&mut self) -> ozbd_backend::Result<()> {
+        Ok(())
+    }
+    fn close(self: Box<Self>) -> ozbd_backend::Result<()> {
+        Ok(())
+    }
+}
+
+impl Backend for FakeHsync {
+    fn read_at(&self, p: &str, o: u64, b: &mut [u8]) -> ozbd_backend::Result<usize> {
+        self.0.read_at(p, o, b)
+    }
+    fn put(&self, p: &str, d: &[u8]) -> ozbd_backend::Result<()> {
+        self.0.put(p, d)
+    }
+    fn delete(&self, p: &str, r: bool) -> ozbd_backend::Result<bool> {
+        self.0.delete(p, r)
+    }
+    fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
+        self.0.mkdirs(p)
+    }
+    fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
+        self.0.stat(p)
+    }
+    fn list(&self, p: &str) -> ozbd_backend::Result<Vec<FileInfo>> {
+        self.0.list(p)
+    }
+    fn describe(&self) -> String {
+        "fake-hsync".into()
+    }
+    fn create_append(&self, p: &str) -> ozbd_backend::Result<Box<dyn AppendFile + '_>> {
+        self.0.put(p, &[])?;
+        Ok(Box::new(Unsynced))
+    }
+}
+
+#[test]
+fn no_real_hsync_falls_back_to_no_journal_with_a_note() {
+    {
+        let be = Arc::new(FakeHsync(MemoryBackend::new())) as BackendRef;
+        let vol = create(be.clone(), 4 * CS, &opts(16));
+        let s = vol.settings();
+        assert_eq!(s.journal, JournalMode::None, "{s:?}");
+        let note = s.journal_note.clone().unwrap_or_default();
+        assert!(
+            note.contains("cannot hsync") && note.contains("ozone.fs.hsync.enabled"),
+            "{note}"
+        );
+        vol.write(0, &block(1)).unwrap();
+        drop(vol);
+        let vol = Volume::open(be.clone(), &uri(), &opts(16)).unwrap();
+        let mut b = vec![0u8; BS as usize];
+        vol.read(0, &mut b).unwrap();
+        assert!(b == block(1), "the write went to its chunk");
+    }
+}
+
+#[test]
+fn a_format_1_volume_is_upgraded_when_opened_with_the_journal() {
+    let mem = Arc::new(MemoryBackend::new());
+    let none = OpenOptions {
+        journal: JournalMode::None,
+        ..opts(16)
+    };
+    drop(create(mem.clone(), 4 * CS, &none));
+    // Rewrite the superblock as format 1 wrote it.
+    let path = "/vol/bucket/disk/superblock.json";
+    let mut buf = vec![0u8; 4096];
+    let n = mem.read_at(path, 0, &mut buf).unwrap();
+    let mut sb: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    sb["format_version"] = 1.into();
+    sb.as_object_mut().unwrap().remove("journal");
+    sb.as_object_mut().unwrap().remove("epoch");
+    mem.put(path, &serde_json::to_vec(&sb).unwrap()).unwrap();
+
+    let v = Volume::open(mem.clone(), &uri(), &none).unwrap();
+    assert_eq!(
+        v.superblock().format_version,
+        1,
+        "journal=none leaves format 1"
+    );
+    drop(v);
+    let v = Volume::open(mem.clone(), &uri(), &opts(16)).unwrap();
+    drop(v);
+    let sb = Volume::inspect(&(mem.clone() as BackendRef), &uri()).unwrap();
+    assert_eq!((sb.format_version, sb.journal), (2, true));
+    // A format 1 reader refuses it: it checks format_version > 1, as this
+    // one checks > 2.
+    let mut future: serde_json::Value = serde_json::from_slice(&{
+        let n = mem.read_at(path, 0, &mut buf).unwrap();
+        buf[..n].to_vec()
+    })
+    .unwrap();
+    future["format_version"] = 3.into();
+    mem.put(path, &serde_json::to_vec(&future).unwrap())
+        .unwrap();
+    let e = Volume::open(mem.clone(), &uri(), &opts(16)).unwrap_err();
+    assert!(e.to_string().contains("newer bdev_ozone"), "{e}");
+}
