@@ -6,7 +6,10 @@
 //! failed ambiguously is "unsure" until the backend says whether it exists),
 //! loading a chunk range, applying a batch of mutations of one chunk as one
 //! atomic update (read-modify-write of partial chunks, whole-chunk writes
-//! without a load, deletes for chunks that become all zeros).
+//! without a load, deletes for chunks that become all zeros), and keeping the
+//! read cache and open read handles coherent with those updates (after every
+//! put or delete attempt the chunk's version moves and the cached range is
+//! invalidated; reads fill the cache only while the version has not moved).
 //! Must never: retry or sleep (one attempt per call; the scheduler decides
 //! whether and when to try again), commit an update that mixes old and new
 //! data (every update is one atomic backend `put` or `delete`, so repeating it
@@ -17,10 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ozbd_backend::{join, BackendError, BackendRef};
 
+use crate::cache::{Cache, PAGE};
 use crate::error::Result;
+use crate::handles::HandleCache;
 use crate::sglist::SgList;
 use crate::stats::Counters;
 use crate::superblock::{chunk_name, Superblock, CHUNK_DIR};
+use crate::versions::ChunkMarks;
 
 /// What a request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,10 +101,20 @@ pub(crate) struct ChunkIo {
     /// Chunks whose last update failed in a way that may or may not have
     /// reached the backend: ask the backend before trusting `present`.
     unsure: Bitmap,
+    /// Versions and pending mutations per chunk (cache and handle coherence).
+    pub(crate) marks: ChunkMarks,
+    /// The read cache (None: `cache_mb` 0).
+    pub(crate) cache: Option<Cache>,
 }
 
 impl ChunkIo {
-    pub(crate) fn new(backend: BackendRef, sb: Superblock, dir: &str, present: &[u64]) -> Self {
+    pub(crate) fn new(
+        backend: BackendRef,
+        sb: Superblock,
+        dir: &str,
+        present: &[u64],
+        cache_bytes: u64,
+    ) -> Self {
         let n = sb.chunk_count();
         let map = Bitmap::new(n);
         for &c in present {
@@ -110,6 +126,8 @@ impl ChunkIo {
             chunk_dir: join(dir, CHUNK_DIR),
             present: map,
             unsure: Bitmap::new(n),
+            marks: ChunkMarks::new(),
+            cache: Cache::new(cache_bytes),
         }
     }
 
@@ -166,15 +184,26 @@ impl ChunkIo {
 
     /// Read [off, off + buf.len()) of chunk `c`, zero-filling past its end.
     /// A chunk the backend does not have reads as zeros, and the map learns it.
-    fn load(&self, c: u64, off: usize, buf: &mut [u8], counters: &Counters) -> Result<()> {
+    /// Through `handles` when given (an open stream of the chunk's current
+    /// version), else one `read_at`.
+    fn load(
+        &self,
+        c: u64,
+        off: usize,
+        buf: &mut [u8],
+        counters: &Counters,
+        mut handles: Option<&mut HandleCache<'_>>,
+    ) -> Result<()> {
         Counters::bump(&counters.chunk_reads);
         let path = self.path(c);
         let mut at = 0;
         while at < buf.len() {
-            match self
-                .backend
-                .read_at(&path, (off + at) as u64, &mut buf[at..])
-            {
+            let pos = (off + at) as u64;
+            let r = match handles.as_deref_mut() {
+                Some(h) => h.read_at(c, &path, &self.marks, pos, &mut buf[at..]),
+                None => self.backend.read_at(&path, pos, &mut buf[at..]),
+            };
+            match r {
                 Ok(0) => break,
                 Ok(n) => at += n,
                 Err(BackendError::NotFound { .. }) => {
@@ -197,16 +226,116 @@ impl ChunkIo {
         Ok(())
     }
 
-    /// Serve one read piece.
-    pub(crate) fn read(&self, c: u64, p: &PieceRef<'_>, counters: &Counters) -> Result<()> {
+    /// Serve one read piece: zeros for an absent chunk; from the cache; else
+    /// from the backend through the worker's open handle (straight into the
+    /// caller's buffer when there is no cache and it is contiguous).
+    pub(crate) fn read(
+        &self,
+        c: u64,
+        p: &PieceRef<'_>,
+        counters: &Counters,
+        handles: &mut HandleCache<'_>,
+    ) -> Result<()> {
         if !self.may_hold_data(c) {
             p.sg.zero(p.sg_off, p.len);
             return Ok(());
         }
-        let mut buf = vec![0u8; p.len];
-        self.load(c, p.off, &mut buf, counters)?;
-        p.sg.copy_in(p.sg_off, &buf);
+        let Some(cache) = &self.cache else {
+            let direct = p.sg.with_contiguous(p.sg_off, p.len, |dst| {
+                self.load(c, p.off, dst, counters, Some(&mut *handles))
+            });
+            return match direct {
+                Some(r) => r,
+                None => {
+                    let mut buf = vec![0u8; p.len];
+                    self.load(c, p.off, &mut buf, counters, Some(handles))?;
+                    p.sg.copy_in(p.sg_off, &buf);
+                    Ok(())
+                }
+            };
+        };
+        if cache.copy_out(c, p.off, p.len, |b, at| p.sg.copy_in(p.sg_off + at, b)) {
+            Counters::bump(&cache.hits);
+            return Ok(());
+        }
+        Counters::bump(&cache.misses);
+        let clen = self.sb.chunk_len(c) as usize;
+        let start = p.off / PAGE * PAGE;
+        let end = (p.off + p.len)
+            .div_ceil(PAGE)
+            .saturating_mul(PAGE)
+            .min(clen);
+        let version = self.marks.version(c);
+        let mut buf = vec![0u8; end - start];
+        self.load(c, start, &mut buf, counters, Some(handles))?;
+        p.sg.copy_in(p.sg_off, &buf[p.off - start..p.off - start + p.len]);
+        cache.insert_span(c, start, buf, || self.marks.version(c) == version);
         Ok(())
+    }
+
+    /// Serve [off, off + len) of chunk `c` into list bytes from `sg_off`
+    /// without a backend call, or return false: only while no mutation of the
+    /// chunk is pending, from zeros (absent chunk) or the cache.
+    pub(crate) fn read_without_io(
+        &self,
+        c: u64,
+        off: usize,
+        len: usize,
+        sg: &crate::sglist::SgList,
+        sg_off: usize,
+    ) -> bool {
+        if self.marks.mutation_pending(c) {
+            return false;
+        }
+        if !self.may_hold_data(c) {
+            sg.zero(sg_off, len);
+            return true;
+        }
+        match &self.cache {
+            Some(cache) => cache.copy_out(c, off, len, |b, at| sg.copy_in(sg_off + at, b)),
+            None => false,
+        }
+    }
+
+    /// Read ahead: bring [off, off + len) of chunk `c` into the cache unless
+    /// it is there, absent, or about to change.
+    pub(crate) fn prefetch(
+        &self,
+        c: u64,
+        off: usize,
+        len: usize,
+        counters: &Counters,
+        handles: &mut HandleCache<'_>,
+    ) -> Result<()> {
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        let clen = self.sb.chunk_len(c) as usize;
+        let start = off / PAGE * PAGE;
+        let end = (off + len).div_ceil(PAGE).saturating_mul(PAGE).min(clen);
+        if start >= end
+            || !self.may_hold_data(c)
+            || self.marks.mutation_pending(c)
+            || cache.contains(c, start, end - start)
+        {
+            return Ok(());
+        }
+        let version = self.marks.version(c);
+        let mut buf = vec![0u8; end - start];
+        self.load(c, start, &mut buf, counters, Some(handles))?;
+        cache.insert_span(c, start, buf, || self.marks.version(c) == version);
+        Counters::bump(&cache.readahead);
+        Ok(())
+    }
+
+    /// The chunk's content may have changed in [lo, hi): move its version
+    /// (open handles reopen, fills in flight are dropped), then drop the
+    /// cached range.
+    fn changed(&self, c: u64, lo: usize, hi: usize) {
+        self.marks.bump(c);
+        if let Some(cache) = &self.cache {
+            cache.invalidate(c, lo, hi - lo);
+        }
     }
 
     /// Apply a batch of mutations of chunk `c` and commit them as one atomic update.
@@ -235,7 +364,7 @@ impl ChunkIo {
                 state = if self.may_hold_data(c) {
                     Counters::bump(&counters.rmw);
                     let mut v = vec![0u8; clen];
-                    self.load(c, 0, &mut v, counters)?;
+                    self.load(c, 0, &mut v, counters, None)?;
                     State::Data(v)
                 } else {
                     State::Zero
@@ -258,10 +387,14 @@ impl ChunkIo {
                 .fetch_add(batch.len() as u64 - 1, Ordering::Relaxed);
         }
         let path = self.path(c);
+        let lo = batch.iter().map(|p| p.off).min().unwrap_or(0);
+        let hi = batch.iter().map(|p| p.off + p.len).max().unwrap_or(0);
         match state {
             State::Data(v) if v.iter().any(|&b| b != 0) => {
                 Counters::bump(&counters.chunk_puts);
-                if let Err(e) = self.backend.put(&path, &v) {
+                let r = self.backend.put(&path, &v);
+                self.changed(c, lo, hi);
+                if let Err(e) = r {
                     self.after_failed_update(c, counters);
                     return Err(e.into());
                 }
@@ -270,7 +403,9 @@ impl ChunkIo {
             _ => {
                 if self.may_hold_data(c) {
                     Counters::bump(&counters.chunk_deletes);
-                    if let Err(e) = self.backend.delete(&path, false) {
+                    let r = self.backend.delete(&path, false);
+                    self.changed(c, lo, hi);
+                    if let Err(e) = r {
                         self.after_failed_update(c, counters);
                         return Err(e.into());
                     }

@@ -28,6 +28,21 @@ pub const DEFAULT_MAX_INFLIGHT_REQUESTS: usize = 1024;
 /// answers "busy" (EAGAIN).
 pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 << 20;
 
+/// Journal space (and the dirty data it holds in memory) per volume, in MiB.
+/// Writers wait when it is full; they never fail for it.
+pub const DEFAULT_JOURNAL_MB: u64 = 256;
+/// Smallest and largest journal a volume may ask for, in MiB.
+pub const MIN_JOURNAL_MB: u64 = 16;
+pub const MAX_JOURNAL_MB: u64 = 64 << 10;
+/// Journal streams: committer threads, each appending to its own segment
+/// and hsyncing in parallel. Chosen by measurement (docs/performance.md).
+/// `OZBD_JOURNAL_STREAMS` overrides it for experiments.
+pub const DEFAULT_JOURNAL_STREAMS: usize = 1;
+pub const MAX_JOURNAL_STREAMS: usize = 8;
+/// Read cache per volume, in MiB (0 turns it off).
+pub const DEFAULT_CACHE_MB: u64 = 64;
+pub const MAX_CACHE_MB: u64 = 64 << 10;
+
 /// An Ozone client setting the engine sets on its own connection unless the
 /// user's `ozone-site.xml` or `core-site.xml` sets the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +57,16 @@ pub struct ClientDefault {
 /// the engine's own `FileSystem` instance only. See docs/design.md, "Client
 /// settings the engine owns".
 pub const OZONE_CLIENT_DEFAULTS: &[ClientDefault] = &[
+    ClientDefault {
+        key: "ozone.client.hbase.enhancements.allowed",
+        value: "true",
+        why: "the journal's hsync is real only with this and ozone.fs.hsync.enabled (without them hsync silently degrades to flush)",
+    },
+    ClientDefault {
+        key: "ozone.fs.hsync.enabled",
+        value: "true",
+        why: "the journal's hsync is real only with this and ozone.client.hbase.enhancements.allowed",
+    },
     ClientDefault {
         key: "hdds.ratis.client.request.watch.type",
         value: "MAJORITY_COMMITTED",

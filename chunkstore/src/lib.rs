@@ -7,25 +7,31 @@
 //! called from; every blocking call runs on the engine's own workers.
 //! See docs/design.md for the update protocol and its crash-safety argument.
 
+mod cache;
 mod chunk_io;
 pub mod connect;
 pub mod defaults;
 pub mod error;
+mod handles;
+pub mod journal;
+mod readahead;
 mod retry;
 mod scheduler;
 pub mod sglist;
 pub mod stats;
 pub mod superblock;
 pub mod uri;
+mod versions;
 pub mod volume;
 
 pub use chunk_io::Op;
 pub use connect::{connect, ConnectOptions};
 pub use defaults::{DEFAULT_RETRY, DEFAULT_WORKERS};
 pub use error::{Error, Result};
+pub use journal::JournalMode;
 pub use scheduler::{Completion, Rejected};
 pub use sglist::SgList;
-pub use stats::Stats;
+pub use stats::{CacheStats, JournalStats, Stats};
 pub use superblock::Superblock;
 pub use uri::VolumeUri;
 pub use volume::{ClientSettingView, CreateOptions, OpenOptions, Settings, Volume};

@@ -4,8 +4,12 @@
 //!
 //! Owns: splitting requests into chunk pieces; admission control (a bound on
 //! requests and bytes in flight: past it, `try_submit` answers Busy/EAGAIN);
-//! per-chunk FIFO queues (pieces for one chunk run one batch at a time, in
-//! submission order; different chunks run in parallel); batching consecutive
+//! per-chunk FIFO queues (in submission order: a mutation batch runs alone, a
+//! read runs only after every mutation queued before it finished, and
+//! consecutive reads of a chunk run on several workers at once; different
+//! chunks run in parallel); serving a read at submit, with no lock but the
+//! cache's shard locks, when the cache (or an absent chunk) holds all of it
+//! and no mutation of its chunks is pending; read-ahead hints; batching consecutive
 //! mutations of one chunk into one chunk update; each request's retry deadline,
 //! set at submit; parking a chunk whose operation failed transiently on the
 //! timer queue until its back-off has passed (no worker sleeps); the FLUSH
@@ -18,7 +22,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,8 @@ use ozbd_backend::BackendRef;
 
 use crate::chunk_io::{ChunkIo, Op, PieceRef};
 use crate::error::{Error, Result};
+use crate::handles::HandleCache;
+use crate::readahead::Readahead;
 use crate::retry::{is_transient_error, pause_after, TimerQueue};
 use crate::sglist::SgList;
 use crate::stats::{Counters, Stats};
@@ -43,8 +49,9 @@ pub struct Rejected {
     pub done: Completion,
 }
 
-/// Most mutations folded into one chunk update.
-const MAX_BATCH: usize = 64;
+/// Most mutations folded into one chunk update (the journal's destager hands
+/// a chunk's journaled extents over as one run of mutations).
+const MAX_BATCH: usize = 1024;
 
 /// Bounds and retry window of one volume's scheduler.
 #[derive(Debug, Clone, Copy)]
@@ -65,10 +72,14 @@ struct Request {
     deadline: Instant,
     /// What the request counts against the in-flight byte bound.
     cost: u64,
+    /// Submitted by the engine itself (the journal's destager and direct
+    /// writes): never refused for room, and not counted as a user request.
+    internal: bool,
 }
 
 struct Piece {
     req: Arc<Request>,
+    chunk: u64,
     off: usize,
     len: usize,
     sg_off: usize,
@@ -86,10 +97,49 @@ impl Piece {
     }
 }
 
+/// One chunk's queue and what of it is running.
+#[derive(Default)]
+struct ChunkQueue {
+    q: VecDeque<Piece>,
+    /// Reads of this chunk running now (any number at once).
+    reads: usize,
+    /// A mutation batch is running (alone).
+    writing: bool,
+    /// In `ready` now.
+    listed: bool,
+    /// Waiting for a retry until then.
+    parked_until: Option<Instant>,
+}
+
+impl ChunkQueue {
+    /// Whether a worker may take the head of the queue now.
+    fn runnable(&self) -> bool {
+        self.parked_until.is_none()
+            && !self.writing
+            && self
+                .q
+                .front()
+                .is_some_and(|p| p.req.op == Op::Read || self.reads == 0)
+    }
+
+    /// A batch taken from this queue is over (done, failed or put back).
+    fn release(&mut self, was_read: bool) {
+        if was_read {
+            self.reads = self.reads.saturating_sub(1);
+        } else {
+            self.writing = false;
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.q.is_empty() && self.reads == 0 && !self.writing && self.parked_until.is_none()
+    }
+}
+
 #[derive(Default)]
 struct SchedState {
     /// Present while the chunk is queued, being processed or parked.
-    queues: HashMap<u64, VecDeque<Piece>>,
+    queues: HashMap<u64, ChunkQueue>,
     ready: VecDeque<u64>,
     /// Sequence numbers of accepted requests whose completion has not yet
     /// returned (not FLUSHes): the FLUSH barrier waits on these.
@@ -107,6 +157,26 @@ struct SchedState {
     shutdown: bool,
 }
 
+impl SchedState {
+    /// After a change to chunk `c`: list it in `ready` if a worker may take
+    /// it and it is not listed; forget it when nothing is left. Returns
+    /// whether it was listed (wake a worker).
+    fn poke(&mut self, c: u64) -> bool {
+        let Some(cq) = self.queues.get_mut(&c) else {
+            return false;
+        };
+        if cq.runnable() && !cq.listed {
+            cq.listed = true;
+            self.ready.push_back(c);
+            return true;
+        }
+        if cq.idle() {
+            self.queues.remove(&c);
+        }
+        false
+    }
+}
+
 pub(crate) struct Engine {
     pub(crate) io: ChunkIo,
     limits: Limits,
@@ -116,6 +186,10 @@ pub(crate) struct Engine {
     idle: Condvar,
     timers: TimerQueue<u64>,
     pub(crate) counters: Counters,
+    /// Mirrors `SchedState::closing` for the lock-free read path.
+    closing: AtomicBool,
+    /// Present when the cache is on.
+    pub(crate) readahead: Option<Readahead>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,9 +211,12 @@ impl Engine {
         dir: &str,
         present: &[u64],
         limits: Limits,
+        cache_bytes: u64,
     ) -> Self {
         Engine {
-            io: ChunkIo::new(backend, sb, dir, present),
+            io: ChunkIo::new(backend, sb, dir, present, cache_bytes),
+            closing: AtomicBool::new(false),
+            readahead: (cache_bytes > 0).then(Readahead::new),
             limits,
             sched: Mutex::new(SchedState::default()),
             work: Condvar::new(),
@@ -154,10 +231,37 @@ impl Engine {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.counters.snapshot(self.io.allocated_count())
+        let mut s = self.counters.snapshot(self.io.allocated_count());
+        if let Some(cache) = &self.io.cache {
+            s.cache = cache.stats();
+        }
+        s
     }
 
-    fn validate(&self, op: Op, offset: u64, len: u64, sg: &SgList) -> Result<()> {
+    /// Serve a read now, on the submitting thread, if it needs no backend
+    /// call and no mutation of its chunks is pending (a read submitted after
+    /// a write must see it); false leaves `sg` to be filled by the queue.
+    fn read_at_submit(&self, offset: u64, len: u64, sg: &SgList) -> bool {
+        if self.io.cache.is_none() || self.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        let cs = self.io.sb.chunk_size;
+        let (first, last) = self.chunk_span(offset, len);
+        (first..=last).all(|c| {
+            let cstart = c * cs;
+            let s = offset.max(cstart);
+            let e = (offset + len).min(cstart + cs);
+            self.io.read_without_io(
+                c,
+                (s - cstart) as usize,
+                (e - s) as usize,
+                sg,
+                (s - offset) as usize,
+            )
+        })
+    }
+
+    pub(crate) fn validate(&self, op: Op, offset: u64, len: u64, sg: &SgList) -> Result<()> {
         if op == Op::Flush {
             return Ok(());
         }
@@ -187,9 +291,49 @@ impl Engine {
         sg: SgList,
         done: Completion,
     ) -> std::result::Result<(), Rejected> {
+        self.submit_inner(op, offset, len, sg, done, false)
+    }
+
+    /// Queue a request on behalf of the engine itself (the journal): like
+    /// `try_submit`, but never refused for room (the journal bounds its own
+    /// work) and not counted in the user request statistics.
+    pub(crate) fn submit_internal(
+        &self,
+        op: Op,
+        offset: u64,
+        len: u64,
+        sg: SgList,
+        done: Completion,
+    ) -> std::result::Result<(), Rejected> {
+        self.submit_inner(op, offset, len, sg, done, true)
+    }
+
+    fn submit_inner(
+        &self,
+        op: Op,
+        offset: u64,
+        len: u64,
+        sg: SgList,
+        done: Completion,
+        internal: bool,
+    ) -> std::result::Result<(), Rejected> {
         if let Err(error) = self.validate(op, offset, len, &sg) {
             Counters::bump(&self.counters.errors);
             return Err(Rejected { error, sg, done });
+        }
+        if op == Op::Read && len != 0 {
+            if let Some(ra) = &self.readahead {
+                ra.observe(offset, len, self.io.sb.size);
+            }
+            if self.read_at_submit(offset, len, &sg) {
+                Counters::bump(&self.counters.reads);
+                self.counters.bytes_read.fetch_add(len, Ordering::Relaxed);
+                if let Some(cache) = &self.io.cache {
+                    Counters::bump(&cache.hits);
+                }
+                done(Ok(()));
+                return Ok(());
+            }
         }
         let cs = self.io.sb.chunk_size;
         let (first, last) = self.chunk_span(offset, len);
@@ -205,7 +349,7 @@ impl Engine {
                 done,
             });
         }
-        if op != Op::Flush && len != 0 && !self.has_room(&st, cost) {
+        if !internal && op != Op::Flush && len != 0 && !self.has_room(&st, cost) {
             drop(st);
             Counters::bump(&self.counters.busy);
             return Err(Rejected {
@@ -224,7 +368,9 @@ impl Engine {
             Op::Unmap => &self.counters.unmaps,
             Op::Flush => &self.counters.flushes,
         };
-        Counters::bump(counter);
+        if !internal {
+            Counters::bump(counter);
+        }
         let seq = st.next_seq;
         st.next_seq += 1;
         if op == Op::Flush {
@@ -250,6 +396,7 @@ impl Engine {
             seq,
             deadline: Instant::now() + self.limits.retry_for,
             cost,
+            internal,
         });
         st.inflight.insert(seq);
         st.admitted += 1;
@@ -262,17 +409,17 @@ impl Engine {
             let e = (offset + len).min(cstart + cs);
             let piece = Piece {
                 req: req.clone(),
+                chunk: c,
                 off: (s - cstart) as usize,
                 len: (e - s) as usize,
                 sg_off: (s - offset) as usize,
             };
-            match st.queues.get_mut(&c) {
-                Some(q) => q.push_back(piece),
-                None => {
-                    st.queues.insert(c, VecDeque::from([piece]));
-                    st.ready.push_back(c);
-                    woke += 1;
-                }
+            if op != Op::Read {
+                self.io.marks.begin_mutation(c);
+            }
+            st.queues.entry(c).or_default().q.push_back(piece);
+            if st.poke(c) {
+                woke += 1;
             }
         }
         drop(st);
@@ -339,6 +486,7 @@ impl Engine {
     pub(crate) fn shutdown(&self) {
         let mut st = lock(&self.sched);
         st.closing = true;
+        self.closing.store(true, Ordering::Release);
         self.idle.notify_all();
         while !st.inflight.is_empty() || !st.flushes.is_empty() {
             st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -347,13 +495,33 @@ impl Engine {
         drop(st);
         self.timers.stop();
         self.work.notify_all();
+        if let Some(ra) = &self.readahead {
+            ra.stop();
+        }
+    }
+
+    /// The body of the read-ahead thread (only with the cache on).
+    pub(crate) fn readahead_loop(&self) {
+        if let Some(ra) = &self.readahead {
+            ra.run(&self.io, &self.counters);
+        }
     }
 
     /// The body of the timer thread: bring parked chunks back when due.
     pub(crate) fn timer_loop(&self) {
         while let Some(chunk) = self.timers.next_due() {
-            lock(&self.sched).ready.push_back(chunk);
-            self.work.notify_one();
+            let mut st = lock(&self.sched);
+            if let Some(cq) = st.queues.get_mut(&chunk) {
+                // A later failure may have parked it for longer.
+                if cq.parked_until.is_some_and(|t| t <= Instant::now()) {
+                    cq.parked_until = None;
+                }
+            }
+            let woke = st.poke(chunk);
+            drop(st);
+            if woke {
+                self.work.notify_one();
+            }
         }
     }
 
@@ -363,32 +531,56 @@ impl Engine {
     }
 
     /// Run one batch (a read, or consecutive mutations of one chunk), once.
-    fn run_batch(&self, chunk: u64, batch: &[Piece]) -> Result<()> {
-        let refs: Vec<PieceRef<'_>> = batch.iter().map(Piece::as_ref).collect();
-        match refs.first() {
-            Some(p) if p.op == Op::Read => self.io.read(chunk, p, &self.counters),
-            Some(_) => self.io.mutate(chunk, &refs, &self.counters),
+    fn run_batch(&self, chunk: u64, batch: &[Piece], handles: &mut HandleCache<'_>) -> Result<()> {
+        match batch.first() {
+            Some(p) if p.req.op == Op::Read => {
+                self.io.read(chunk, &p.as_ref(), &self.counters, handles)
+            }
+            Some(_) => {
+                let refs: Vec<PieceRef<'_>> = batch.iter().map(Piece::as_ref).collect();
+                self.io.mutate(chunk, &refs, &self.counters)
+            }
             None => Ok(()),
         }
     }
 
     /// The body of each worker thread.
     pub(crate) fn worker_loop(&self) {
+        // This worker's open read handles; closed when it exits.
+        let mut handles = HandleCache::new(&*self.io.backend);
         loop {
             let mut st = lock(&self.sched);
-            let chunk = loop {
+            let (chunk, batch, woke) = loop {
                 if let Some(c) = st.ready.pop_front() {
-                    break c;
+                    let Some(cq) = st.queues.get_mut(&c) else {
+                        continue;
+                    };
+                    cq.listed = false;
+                    if !cq.runnable() {
+                        continue; // parked or taken over since it was listed
+                    }
+                    let batch = take_batch(&mut cq.q);
+                    match batch.first() {
+                        Some(p) if p.req.op == Op::Read => cq.reads += 1,
+                        _ => cq.writing = true,
+                    }
+                    // The next read of the chunk may start on another worker.
+                    let woke = st.poke(c);
+                    break (c, batch, woke);
                 }
                 if st.shutdown {
                     return;
                 }
                 st = self.work.wait(st).unwrap_or_else(|e| e.into_inner());
             };
-            let batch = take_batch(st.queues.get_mut(&chunk));
             drop(st);
+            if woke {
+                self.work.notify_one();
+            }
+            let was_read = batch.first().is_some_and(|p| p.req.op == Op::Read);
 
-            let result = catch_unwind(AssertUnwindSafe(|| self.run_batch(chunk, &batch)))
+            let result =
+                catch_unwind(AssertUnwindSafe(|| self.run_batch(chunk, &batch, &mut handles)))
                 .unwrap_or_else(|p| {
                     Counters::bump(&self.counters.panics);
                     let msg = panic_text(p.as_ref());
@@ -406,7 +598,7 @@ impl Engine {
                     self.finish_all(batch, &Ok(()));
                     false
                 }
-                Err(e) if is_transient_error(&e) => self.retry_later(chunk, batch, e),
+                Err(e) if is_transient_error(&e) => self.retry_later(chunk, batch, e, was_read),
                 Err(e) => {
                     lock(&self.sched).failures.remove(&chunk);
                     self.finish_all(batch, &Err(e));
@@ -416,18 +608,13 @@ impl Engine {
             if parked {
                 continue; // on the timer queue, its pieces back at the front
             }
-
             let mut st = lock(&self.sched);
-            let requeue = match st.queues.get(&chunk) {
-                Some(q) if !q.is_empty() => true,
-                _ => {
-                    st.queues.remove(&chunk);
-                    false
-                }
-            };
-            if requeue {
-                st.ready.push_back(chunk);
-                drop(st);
+            let woke = st.queues.get_mut(&chunk).is_some_and(|cq| {
+                cq.release(was_read);
+                true
+            }) && st.poke(chunk);
+            drop(st);
+            if woke {
                 self.work.notify_one();
             }
         }
@@ -437,7 +624,7 @@ impl Engine {
     /// the next attempt, put the others back at the front of the chunk's queue
     /// and park the chunk until the back-off has passed. Returns whether it
     /// parked the chunk.
-    fn retry_later(&self, chunk: u64, batch: Vec<Piece>, e: Error) -> bool {
+    fn retry_later(&self, chunk: u64, batch: Vec<Piece>, e: Error, was_read: bool) -> bool {
         let mut st = lock(&self.sched);
         let failures = {
             let n = st.failures.entry(chunk).or_insert(0);
@@ -448,17 +635,24 @@ impl Engine {
         let (keep, expired): (Vec<Piece>, Vec<Piece>) =
             batch.into_iter().partition(|p| p.req.deadline > retry_at);
         let parked = !keep.is_empty();
+        let cq = st.queues.entry(chunk).or_default();
+        cq.release(was_read);
         if parked {
-            let q = st.queues.entry(chunk).or_default();
+            // Back at the front: still before every piece submitted after them.
             for p in keep.into_iter().rev() {
-                q.push_front(p);
+                cq.q.push_front(p);
             }
+            cq.parked_until = Some(cq.parked_until.map_or(retry_at, |t| t.max(retry_at)));
             Counters::bump(&self.counters.retries);
             self.timers.schedule(retry_at, chunk);
         } else {
             st.failures.remove(&chunk);
         }
+        let woke = st.poke(chunk);
         drop(st);
+        if woke {
+            self.work.notify_one();
+        }
         if failures == 1 && parked {
             log::warn!(
                 "{e}; retrying chunk {chunk} until its requests' deadlines (up to {} s after submit)",
@@ -486,6 +680,10 @@ impl Engine {
     }
 
     fn finish_piece(&self, p: Piece, result: Result<()>) {
+        if p.req.op != Op::Read {
+            // After the chunk update (and its cache invalidation) is done.
+            self.io.marks.end_mutation(p.chunk);
+        }
         let req = p.req;
         if let Err(e) = result {
             let mut slot = lock(&req.error);
@@ -498,9 +696,12 @@ impl Engine {
         }
         let result = match lock(&req.error).take() {
             Some(e) => {
-                Counters::bump(&self.counters.errors);
+                if !req.internal {
+                    Counters::bump(&self.counters.errors);
+                }
                 Err(e)
             }
+            None if req.internal => Ok(()),
             None => {
                 let n = req.sg.len() as u64;
                 match req.op {
@@ -546,8 +747,7 @@ impl Engine {
 }
 
 /// The next unit of work for a chunk: one read, or consecutive mutations.
-fn take_batch(queue: Option<&mut VecDeque<Piece>>) -> Vec<Piece> {
-    let Some(q) = queue else { return Vec::new() };
+fn take_batch(q: &mut VecDeque<Piece>) -> Vec<Piece> {
     let mut batch = Vec::new();
     while let Some(p) = q.front() {
         let is_read = p.req.op == Op::Read;

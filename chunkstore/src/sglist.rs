@@ -60,6 +60,19 @@ impl SgList {
         SgList::from_raw([(buf.as_ptr() as *mut u8, buf.len())])
     }
 
+    /// A second list over the same memory, for a layer that must write into
+    /// the caller's buffer after a lower layer has filled it.
+    ///
+    /// # Safety
+    /// The caller must not let both lists touch the same bytes at the same
+    /// time, and must drop the alias before the request's completion returns.
+    pub(crate) unsafe fn alias(&self) -> SgList {
+        SgList {
+            segs: self.segs.clone(),
+            total: self.total,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.total
     }
@@ -105,6 +118,34 @@ impl SgList {
         });
     }
 
+    /// Run `f` on list bytes [offset, offset + len) as one slice when they lie
+    /// in one segment (so a read can land in the caller's buffer without a
+    /// bounce copy); None when they span segments.
+    pub fn with_contiguous<R>(
+        &self,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Option<R> {
+        let mut skip = offset;
+        for s in &self.segs {
+            if skip >= s.len {
+                skip -= s.len;
+                continue;
+            }
+            if s.len - skip < len {
+                return None;
+            }
+            // SAFETY: [skip, skip + len) lies in the segment, which the
+            // submitter keeps valid and unaliased until completion; pieces of
+            // one request never overlap, so no other slice of it exists now.
+            return Some(f(unsafe {
+                std::slice::from_raw_parts_mut(s.ptr.add(skip), len)
+            }));
+        }
+        None
+    }
+
     /// Zero list bytes [offset, offset + len).
     pub fn zero(&self, offset: usize, len: usize) {
         self.for_range(offset, len, |p, n, _| {
@@ -133,5 +174,17 @@ mod tests {
         assert_eq!(&out, b"\0a\0\0\0ef\0");
         drop(sg);
         assert_eq!(&a, b"\0a\0");
+    }
+
+    #[test]
+    fn contiguous_only_within_one_segment() {
+        let mut a = [0u8; 4];
+        let mut b = [0u8; 4];
+        let sg = unsafe { SgList::from_raw([(a.as_mut_ptr(), 4), (b.as_mut_ptr(), 4)]) };
+        assert_eq!(sg.with_contiguous(4, 3, |s| s.fill(7)), Some(()));
+        assert_eq!(sg.with_contiguous(3, 2, |_| ()), None);
+        assert_eq!(sg.with_contiguous(8, 1, |_| ()), None);
+        drop(sg);
+        assert_eq!(b, [7, 7, 7, 0]);
     }
 }

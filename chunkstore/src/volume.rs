@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Volumes: create, open, close, destroy, and the public I/O API.
 //!
-//! Owns: the volume directory layout (`superblock.json` + `chunks/`), checks
-//! made at open (is this a volume, do the parameters match), the worker threads'
-//! lifetime, and blocking convenience wrappers over the asynchronous submit.
+//! Owns: the volume directory layout (`superblock.json` + `chunks/` +
+//! `journal/`), checks made at open (is this a volume, do the parameters
+//! match), replaying the journal at every open, the format 1 → 2 upgrade,
+//! the worker and journal threads' lifetime, and blocking convenience
+//! wrappers over the asynchronous submit.
 //! Must never: overwrite an existing volume's superblock, or return from close
 //! while a request is still in flight.
 
@@ -16,10 +18,13 @@ use uuid::Uuid;
 
 use crate::chunk_io::Op;
 use crate::defaults::{
-    DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY, DEFAULT_WORKERS,
-    MAX_RETRY, MAX_WORKERS,
+    DEFAULT_CACHE_MB, DEFAULT_JOURNAL_MB, DEFAULT_JOURNAL_STREAMS, DEFAULT_MAX_INFLIGHT_BYTES,
+    DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY, DEFAULT_WORKERS, MAX_CACHE_MB, MAX_JOURNAL_MB,
+    MAX_JOURNAL_STREAMS, MAX_RETRY, MAX_WORKERS, MIN_JOURNAL_MB,
 };
 use crate::error::{Error, Result};
+use crate::journal::segment::JOURNAL_DIR;
+use crate::journal::{Journal, JournalInfo, JournalMode};
 use crate::scheduler::{Completion, Engine, Limits, Rejected};
 use crate::sglist::SgList;
 use crate::stats::Stats;
@@ -62,6 +67,15 @@ pub struct OpenOptions {
     /// In-flight bounds: past either, `try_submit` answers Busy (EAGAIN).
     pub max_inflight_requests: usize,
     pub max_inflight_bytes: u64,
+    /// Whether small writes go through the journal (see `journal`).
+    pub journal: JournalMode,
+    /// Journal space, and the dirty data it holds in memory, in MiB.
+    pub journal_mb: u64,
+    /// Read cache in MiB; 0 turns it off.
+    pub cache_mb: u64,
+    /// Journal streams (parallel hsyncing segments); default
+    /// DEFAULT_JOURNAL_STREAMS, or `OZBD_JOURNAL_STREAMS` from the environment.
+    pub journal_streams: usize,
     pub expect_size: Option<u64>,
     pub expect_block_size: Option<u32>,
     pub expect_chunk_size: Option<u64>,
@@ -75,6 +89,13 @@ impl Default for OpenOptions {
             retry: DEFAULT_RETRY,
             max_inflight_requests: DEFAULT_MAX_INFLIGHT_REQUESTS,
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            journal: JournalMode::default(),
+            journal_mb: DEFAULT_JOURNAL_MB,
+            cache_mb: DEFAULT_CACHE_MB,
+            journal_streams: std::env::var("OZBD_JOURNAL_STREAMS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_JOURNAL_STREAMS),
             expect_size: None,
             expect_block_size: None,
             expect_chunk_size: None,
@@ -105,6 +126,24 @@ impl OpenOptions {
                 "the in-flight bounds must be at least 1 (defaults: {DEFAULT_MAX_INFLIGHT_REQUESTS} requests, {DEFAULT_MAX_INFLIGHT_BYTES} bytes)"
             )));
         }
+        if !(MIN_JOURNAL_MB..=MAX_JOURNAL_MB).contains(&self.journal_mb) {
+            return Err(Error::InvalidArgument(format!(
+                "journal_mb {} is out of range: use {MIN_JOURNAL_MB} to {MAX_JOURNAL_MB} (default {DEFAULT_JOURNAL_MB})",
+                self.journal_mb
+            )));
+        }
+        if !(1..=MAX_JOURNAL_STREAMS).contains(&self.journal_streams) {
+            return Err(Error::InvalidArgument(format!(
+                "journal streams {} is out of range: use 1 to {MAX_JOURNAL_STREAMS} (default {DEFAULT_JOURNAL_STREAMS}; OZBD_JOURNAL_STREAMS sets it)",
+                self.journal_streams
+            )));
+        }
+        if self.cache_mb > MAX_CACHE_MB {
+            return Err(Error::InvalidArgument(format!(
+                "cache_mb {} is out of range: use 0 (no cache) to {MAX_CACHE_MB} (default {DEFAULT_CACHE_MB})",
+                self.cache_mb
+            )));
+        }
         Ok(())
     }
 }
@@ -116,6 +155,12 @@ pub struct Settings {
     pub retry_ms: u64,
     pub max_inflight_requests: usize,
     pub max_inflight_bytes: u64,
+    /// The journal mode in effect: "none" when "ozone" was asked for but the
+    /// bucket cannot hsync (then `journal_note` says why).
+    pub journal: JournalMode,
+    pub journal_note: Option<String>,
+    pub journal_mb: u64,
+    pub cache_mb: u64,
     /// Ozone client keys the engine's guarantees depend on: value and source.
     pub client: Vec<ClientSettingView>,
 }
@@ -138,6 +183,7 @@ impl Settings {
 /// An open volume. Cheap to share between threads (`&Volume` is enough to submit).
 pub struct Volume {
     engine: Arc<Engine>,
+    journal: Option<Arc<Journal>>,
     uri: VolumeUri,
     workers: Mutex<Vec<JoinHandle<()>>>,
     settings: Settings,
@@ -222,8 +268,9 @@ impl Volume {
         opts: &CreateOptions,
         open: &OpenOptions,
     ) -> Result<(Volume, Vec<String>)> {
-        let sb = Superblock::new(opts.size, opts.block_size, opts.chunk_size, opts.uuid)?;
+        let mut sb = Superblock::new(opts.size, opts.block_size, opts.chunk_size, opts.uuid)?;
         open.validate()?;
+        sb.journal = open.journal == JournalMode::Ozone;
         let mut notes = Vec::new();
         if let (Some(vol), Some(bucket)) = (&uri.ozone_volume, &uri.bucket) {
             let vpath = format!("/{vol}");
@@ -265,6 +312,7 @@ impl Volume {
         // no volume, only an empty directory that open reports as such.
         backend.put(&sbp, &sb.to_json())?;
         let vol = Volume::start(backend, uri.clone(), sb, &[], open)?;
+        let vol = vol.attach_journal(open)?;
         Ok((vol, notes))
     }
 
@@ -341,7 +389,135 @@ impl Volume {
                 _ => log::warn!("{chunk_dir}: ignoring unexpected entry '{}'", e.name),
             }
         }
-        Volume::start(backend, uri.clone(), sb, &present, opts)
+        Volume::start(backend, uri.clone(), sb, &present, opts)?.attach_journal(opts)
+    }
+
+    /// What the journal of a (closed) volume holds and what replaying it
+    /// would do; reads the segments, changes nothing.
+    pub fn journal_info(backend: &BackendRef, uri: &VolumeUri) -> Result<JournalInfo> {
+        let sb = Volume::inspect(backend, uri)?;
+        crate::journal::inspect(&**backend, &join(&uri.dir, JOURNAL_DIR), &sb)
+    }
+
+    /// Replay whatever journal the volume has, then run with the journal
+    /// mode asked for: "ozone" starts the committer (which checks that hsync
+    /// works here; if not, the volume falls back to "none" with a warning,
+    /// never silently losing durability) and the destager; "none" applies
+    /// what replay found to the chunks and deletes the segments first.
+    fn attach_journal(mut self, opts: &OpenOptions) -> Result<Volume> {
+        let dir = join(&self.uri.dir, JOURNAL_DIR);
+        let has_segments = !crate::journal::segment::list(&*self.backend(), &dir)?.is_empty();
+        if opts.journal == JournalMode::None && !has_segments {
+            return Ok(self);
+        }
+        let cfg = crate::journal::Config {
+            capacity: opts.journal_mb << 20,
+            retry_for: opts.retry,
+            destage_parallel: (opts.workers / 2).clamp(1, 8),
+            streams: opts.journal_streams,
+        };
+        let sb = self.engine.sb().clone();
+        let j = Arc::new(Journal::load(
+            self.engine.clone(),
+            self.backend(),
+            dir.clone(),
+            sb.epoch,
+            cfg,
+        )?);
+        if opts.journal == JournalMode::Ozone {
+            match self.start_journal(&j) {
+                Ok(()) => {
+                    if sb.format_version < 2 || !sb.journal {
+                        let mut v2 = sb.clone();
+                        v2.format_version = crate::superblock::FORMAT_VERSION;
+                        v2.journal = true;
+                        self.backend()
+                            .put(&superblock_path(&self.uri), &v2.to_json())?;
+                        log::info!(
+                            "{}: upgraded the volume to format {} (journal on); bdev_ozone older than the journal refuses to open it now",
+                            self.uri.canonical(),
+                            v2.format_version
+                        );
+                    }
+                    self.journal = Some(j);
+                    self.settings.journal = JournalMode::Ozone;
+                    return Ok(self);
+                }
+                Err(e @ Error::Backend(ozbd_backend::BackendError::Unsupported { .. })) => {
+                    let note = format!(
+                        "journal=ozone was asked for but this bucket cannot hsync, so the volume runs with journal=none (every write rewrites its chunk; durability is unchanged): {e}"
+                    );
+                    log::warn!("{}: {note}", self.uri.canonical());
+                    self.settings.journal_note = Some(note);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.settings.journal = JournalMode::None;
+        if j.holds_anything() {
+            j.drain()?;
+            log::info!(
+                "{}: applied the journal to the chunks and removed it (journal=none)",
+                self.uri.canonical()
+            );
+        }
+        Ok(self)
+    }
+
+    /// Start the committer (waiting for its hsync check) and the destager.
+    fn start_journal(&self, j: &Arc<Journal>) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        let jc = j.clone();
+        let h = spawn_thread(
+            "ozbd-journal-0".into(),
+            Box::new(move || jc.commit_loop(Some(tx))),
+        )?;
+        let first = rx.recv().unwrap_or_else(|_| {
+            Err(Error::Internal(
+                "the journal committer stopped at start".into(),
+            ))
+        });
+        if let Err(e) = first {
+            let _ = h.join();
+            return Err(e);
+        }
+        self.push_handle(h);
+        for i in 1..j.cfg.streams {
+            let jc = j.clone();
+            match spawn_thread(
+                format!("ozbd-journal-{i}"),
+                Box::new(move || jc.commit_loop(None)),
+            ) {
+                Ok(h) => self.push_handle(h),
+                Err(e) => {
+                    j.close_without_destager();
+                    return Err(e);
+                }
+            }
+        }
+        let jd = j.clone();
+        match spawn_thread("ozbd-destage".into(), Box::new(move || jd.destage_loop())) {
+            Ok(h) => {
+                self.push_handle(h);
+                Ok(())
+            }
+            Err(e) => {
+                // Let the committer exit.
+                j.close_without_destager();
+                Err(e)
+            }
+        }
+    }
+
+    fn push_handle(&self, h: JoinHandle<()>) {
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(h);
+    }
+
+    fn backend(&self) -> BackendRef {
+        self.engine.io.backend.clone()
     }
 
     /// Remove a volume and all its data. Without `force`, the directory must hold
@@ -385,35 +561,44 @@ impl Volume {
             retry_ms: opts.retry.as_millis() as u64,
             max_inflight_requests: opts.max_inflight_requests,
             max_inflight_bytes: opts.max_inflight_bytes,
+            journal: opts.journal,
+            journal_note: None,
+            journal_mb: opts.journal_mb,
+            cache_mb: opts.cache_mb,
             client,
         };
-        let engine = Arc::new(Engine::new(backend, sb, &uri.dir, present, limits));
+        let cache_bytes = opts.cache_mb << 20;
+        let engine = Arc::new(Engine::new(
+            backend,
+            sb,
+            &uri.dir,
+            present,
+            limits,
+            cache_bytes,
+        ));
         let vol = Volume {
             engine: engine.clone(),
+            journal: None,
             uri,
             workers: Mutex::new(Vec::new()),
             settings,
         };
-        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
-            #[cfg(test)]
-            if tests::FAIL_SPAWN.with(|n| n.replace(n.get().saturating_sub(1)) == 1) {
-                return Err(Error::Internal(format!(
-                    "cannot start thread {name}: injected failure"
-                )));
-            }
-            std::thread::Builder::new()
-                .name(name.clone())
-                .spawn(f)
-                .map_err(|e| {
-                    Error::Internal(format!(
-                        "cannot start thread {name}: {e}; raise the process's thread or memory limits (ulimit -u, cgroup pids.max)"
-                    ))
-                })
-        };
-        let mut handles = Vec::with_capacity(opts.workers + 1);
+        let spawn = spawn_thread;
+        let mut handles = Vec::with_capacity(opts.workers + 2);
         let e = engine.clone();
         let started = spawn("ozbd-timer".into(), Box::new(move || e.timer_loop()))
             .map(|h| handles.push(h))
+            .and_then(|()| {
+                if engine.readahead.is_none() {
+                    return Ok(());
+                }
+                let e = engine.clone();
+                spawn(
+                    "ozbd-readahead".into(),
+                    Box::new(move || e.readahead_loop()),
+                )
+                .map(|h| handles.push(h))
+            })
             .and_then(|()| {
                 (0..opts.workers).try_for_each(|i| {
                     let e = engine.clone();
@@ -440,17 +625,31 @@ impl Volume {
     }
 
     pub fn stats(&self) -> Stats {
-        self.engine.stats()
+        let mut s = self.engine.stats();
+        if let Some(j) = &self.journal {
+            s.journal = j.stats();
+        }
+        s
     }
 
-    /// Chunk indices that may hold data; every other chunk reads as zeros.
+    /// Chunk indices that may hold data (stored, or with journaled data not
+    /// yet destaged); every other chunk reads as zeros.
     pub fn allocated_chunks(&self) -> Vec<u64> {
-        self.engine.io.allocated()
+        let mut v = self.engine.io.allocated();
+        if let Some(j) = &self.journal {
+            v.extend(j.dirty_chunks());
+            v.sort_unstable();
+            v.dedup();
+        }
+        v
     }
 
-    /// Whether chunk `idx` may hold data (false: it reads as zeros). Never blocks.
+    /// Whether chunk `idx` may hold data (false: it reads as zeros): stored,
+    /// or journaled and not yet destaged. Never blocks for I/O.
     pub fn chunk_may_hold_data(&self, idx: u64) -> bool {
-        idx < self.superblock().chunk_count() && self.engine.io.may_hold_data(idx)
+        idx < self.superblock().chunk_count()
+            && (self.engine.io.may_hold_data(idx)
+                || self.journal.as_ref().is_some_and(|j| j.holds_chunk(idx)))
     }
 
     /// Chunks waiting for a retry of a transiently failed operation.
@@ -476,7 +675,10 @@ impl Volume {
         sg: SgList,
         done: Completion,
     ) -> std::result::Result<(), Rejected> {
-        self.engine.try_submit(op, offset, len, sg, done)
+        match &self.journal {
+            Some(j) => j.try_submit(op, offset, len, sg, done),
+            None => self.engine.try_submit(op, offset, len, sg, done),
+        }
     }
 
     /// Queue a request; `done` runs once when it completes, with the request's
@@ -488,7 +690,7 @@ impl Volume {
     pub unsafe fn submit(&self, op: Op, offset: u64, len: u64, sg: SgList, done: Completion) {
         let (mut sg, mut done) = (sg, done);
         loop {
-            match self.engine.try_submit(op, offset, len, sg, done) {
+            match self.try_submit(op, offset, len, sg, done) {
                 Ok(()) => return,
                 Err(Rejected {
                     error: Error::Busy(_),
@@ -540,6 +742,9 @@ impl Volume {
     /// Wait for in-flight requests, then stop the workers. Later submits fail
     /// with `Error::Closed`. Idempotent; also done on drop.
     pub fn close(&self) {
+        if let Some(j) = &self.journal {
+            j.close();
+        }
         self.engine.shutdown();
         let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         for h in handles {
@@ -552,6 +757,24 @@ impl Drop for Volume {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Start one engine thread; the error says what limit to raise.
+fn spawn_thread(name: String, f: Box<dyn FnOnce() + Send>) -> Result<JoinHandle<()>> {
+    #[cfg(test)]
+    if tests::FAIL_SPAWN.with(|n| n.replace(n.get().saturating_sub(1)) == 1) {
+        return Err(Error::Internal(format!(
+            "cannot start thread {name}: injected failure"
+        )));
+    }
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .map_err(|e| {
+            Error::Internal(format!(
+                "cannot start thread {name}: {e}; raise the process's thread or memory limits (ulimit -u, cgroup pids.max)"
+            ))
+        })
 }
 
 /// True when the URI names a local or Ozone filesystem (not the test-only memory one).

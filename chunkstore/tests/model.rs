@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use ozbd_backend::fault::{FaultBackend, OpKind};
 use ozbd_backend::memory::MemoryBackend;
 use ozbd_backend::BackendRef;
-use ozbd_chunkstore::{CreateOptions, Error, Op, OpenOptions, SgList, Volume, VolumeUri};
+use ozbd_chunkstore::{
+    CreateOptions, Error, JournalMode, Op, OpenOptions, SgList, Volume, VolumeUri,
+};
 use proptest::prelude::*;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -22,17 +24,35 @@ fn uri() -> VolumeUri {
 }
 
 /// A new volume whose I/O fails at the first backend error (no retry), so that
-/// the fault-injection tests see every injected fault.
+/// the fault-injection tests see every injected fault. Without the journal:
+/// these tests check the chunk path itself (the journaled path has its own
+/// tests in journal.rs, and the model tests below run both).
 fn create(backend: BackendRef, size: u64) -> Volume {
     create_retrying(backend, size, Duration::ZERO)
 }
 
 fn create_retrying(backend: BackendRef, size: u64, retry: Duration) -> Volume {
+    create_with(backend, size, retry, JournalMode::None)
+}
+
+/// With the journal on or off.
+fn create_j(backend: BackendRef, size: u64, journal: bool) -> Volume {
+    let mode = if journal {
+        JournalMode::Ozone
+    } else {
+        JournalMode::None
+    };
+    create_with(backend, size, Duration::ZERO, mode)
+}
+
+fn create_with(backend: BackendRef, size: u64, retry: Duration, journal: JournalMode) -> Volume {
     let mut o = CreateOptions::new(size);
     o.block_size = BS as u32;
     o.chunk_size = CS;
     let open = OpenOptions {
         retry,
+        journal,
+        journal_mb: 16,
         ..OpenOptions::default()
     };
     Volume::create(backend, &uri(), &o, &open).unwrap().0
@@ -81,10 +101,10 @@ proptest! {
 
     /// Sequential ops, every read checked, then reopen and check everything.
     #[test]
-    fn sequential_matches_model(ops in prop::collection::vec(op_strategy(5 * CS / BS + 3), 1..60)) {
+    fn sequential_matches_model(ops in prop::collection::vec(op_strategy(5 * CS / BS + 3), 1..60), journal in any::<bool>()) {
         let size = 5 * CS + 3 * BS; // a short last chunk
         let mem: BackendRef = Arc::new(MemoryBackend::new());
-        let vol = create(mem.clone(), size);
+        let vol = create_j(mem.clone(), size, journal);
         let mut model = vec![0u8; size as usize];
         for op in &ops {
             match *op {
@@ -122,10 +142,10 @@ proptest! {
     /// the chunk's read-modify-write and match the model byte for byte.
     #[test]
     fn unaligned_ranges_match_model(ops in prop::collection::vec(
-        (0..3u8, 0..(3 * CS), 1..(CS + 700), any::<u8>()), 1..40)) {
+        (0..3u8, 0..(3 * CS), 1..(CS + 700), any::<u8>()), 1..40), journal in any::<bool>()) {
         let size = 3 * CS;
         let mem: BackendRef = Arc::new(MemoryBackend::new());
-        let vol = create(mem.clone(), size);
+        let vol = create_j(mem.clone(), size, journal);
         let mut model = vec![0u8; size as usize];
         for (kind, off, len, seed) in ops {
             let len = len.min(size - off);
@@ -160,11 +180,11 @@ proptest! {
 /// match the model.
 #[test]
 fn concurrent_submissions_apply_in_order() {
-    for seed in 0..8u64 {
+    for seed in 0..16u64 {
         let mut rng = SmallRng::seed_from_u64(seed);
         let size = 16 * CS;
         let mem: BackendRef = Arc::new(MemoryBackend::new());
-        let vol = create(mem, size);
+        let vol = create_j(mem, size, seed % 2 == 1);
         let mut model = vec![0u8; size as usize];
         let (tx, rx) = mpsc::channel::<(usize, ozbd_chunkstore::Result<()>)>();
         let n_ops = 400;
@@ -601,4 +621,69 @@ fn queued_small_writes_are_batched_into_one_update() {
     let mut got = vec![0u8; 20 * BS as usize];
     vol.read(0, &mut got).unwrap();
     assert_eq!(got, bufs.concat());
+}
+
+/// Like `op_strategy`, plus runs of consecutive small reads (which start the
+/// read-ahead thread), over a volume several times larger than the cache.
+#[derive(Debug, Clone)]
+enum COp {
+    M(MOp),
+    /// `count` consecutive reads of `len` bytes from `off`.
+    Run(u64, u64, u64),
+}
+
+fn cached_op_strategy(blocks: u64) -> impl Strategy<Value = COp> {
+    prop_oneof![
+        3 => op_strategy(blocks).prop_map(COp::M),
+        1 => (0..blocks, 1..16u64, 2..40u64)
+            .prop_map(move |(s, n, count)| COp::Run(s * BS, n * BS, count)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// With a 1 MiB cache over a 2.5 MiB volume (so pages are evicted) and
+    /// read-ahead running beside the writes, every read matches the model.
+    #[test]
+    fn cached_reads_match_model(ops in prop::collection::vec(cached_op_strategy(40 * CS / BS), 1..80)) {
+        let size = 40 * CS;
+        let mem: BackendRef = Arc::new(MemoryBackend::new());
+        let mut o = CreateOptions::new(size);
+        o.block_size = BS as u32;
+        o.chunk_size = CS;
+        let open = OpenOptions { cache_mb: 1, retry: Duration::ZERO, ..OpenOptions::default() };
+        let vol = Volume::create(mem, &uri(), &o, &open).unwrap().0;
+        let mut model = vec![0u8; size as usize];
+        let check = |vol: &Volume, model: &[u8], o: u64, n: u64| -> std::result::Result<(), TestCaseError> {
+            let n = n.min(size - o);
+            let mut buf = vec![0xAA; n as usize];
+            vol.read(o, &mut buf).unwrap();
+            prop_assert!(buf[..] == model[o as usize..(o + n) as usize], "read {}+{} differs", o, n);
+            Ok(())
+        };
+        for op in &ops {
+            match op {
+                COp::M(MOp::Read(o, n)) => check(&vol, &model, *o, *n)?,
+                COp::M(m) => {
+                    match *m {
+                        MOp::Write(o, n, seed) => vol.write(o, &pattern(o, n, seed)).unwrap(),
+                        MOp::Zero(o, n) => vol.write_zeroes(o, n).unwrap(),
+                        MOp::Unmap(o, n) => vol.unmap(o, n).unwrap(),
+                        _ => vol.flush().unwrap(),
+                    }
+                    apply(&mut model, m);
+                }
+                COp::Run(o, n, count) => {
+                    for i in 0..*count {
+                        let at = o + i * n;
+                        if at >= size { break }
+                        check(&vol, &model, at, *n)?;
+                    }
+                }
+            }
+        }
+        let s = vol.stats().cache;
+        prop_assert!(s.bytes <= s.capacity && s.capacity == 1 << 20, "{:?}", s);
+    }
 }

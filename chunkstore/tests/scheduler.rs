@@ -38,6 +38,8 @@ enum Action {
     Panic,
     /// Wait for the gate to open, then apply.
     Block,
+    /// Apply, then wait for the gate to open (a read returns what it read before).
+    BlockAfter,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +100,14 @@ impl Scripted {
         *self.gate_open.lock().unwrap() = true;
         self.gate.notify_all();
     }
+    fn wait_at_gate(&self) {
+        let mut g = self.gate_open.lock().unwrap();
+        self.blocked.fetch_add(1, Ordering::SeqCst);
+        while !*g {
+            g = self.gate.wait(g).unwrap();
+        }
+        self.blocked.fetch_sub(1, Ordering::SeqCst);
+    }
     /// Wait until `n` calls are blocked at the gate.
     fn wait_blocked(&self, n: usize) {
         wait_for("calls blocked at the gate", || {
@@ -133,6 +143,11 @@ impl Scripted {
             Some(Action::Errno(e)) => Err(BackendError::io("scripted", path, e, "injected")),
             Some(Action::ApplyThenEio) => apply().and_then(|_| Err(eio())),
             Some(Action::Panic) => panic!("injected panic on {path}"),
+            Some(Action::BlockAfter) => {
+                let r = apply();
+                self.wait_at_gate();
+                r
+            }
             Some(Action::Block) => {
                 let mut g = self.gate_open.lock().unwrap();
                 self.blocked.fetch_add(1, Ordering::SeqCst);
@@ -596,4 +611,156 @@ fn a_completion_that_resubmits_finds_room() {
         .expect("the chain finished");
     assert_eq!(got, Ok(0));
     assert_eq!(vol.stats().busy, 0);
+}
+
+/// Submit a read without waiting; its result and data arrive on the channel.
+fn read_async(vol: &Volume, off: u64, len: usize) -> mpsc::Receiver<(Result<()>, Vec<u8>)> {
+    let (tx, rx) = mpsc::channel();
+    let buf: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
+    let ptr = buf.as_mut_ptr() as usize;
+    let sg = unsafe { SgList::from_slice(buf) };
+    let done = Box::new(move |r| {
+        // SAFETY: the engine is done with the buffer once the completion runs.
+        let data = unsafe { std::slice::from_raw_parts(ptr as *const u8, len) }.to_vec();
+        let _ = tx.send((r, data));
+    });
+    unsafe { vol.submit(Op::Read, off, len as u64, sg, done) };
+    rx
+}
+
+fn recv_read(rx: &mpsc::Receiver<(Result<()>, Vec<u8>)>) -> Vec<u8> {
+    let (r, data) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("read completes");
+    r.unwrap();
+    data
+}
+
+/// Long enough for a wrongly ordered request to have completed.
+const MUST_WAIT: Duration = Duration::from_millis(300);
+
+#[test]
+fn reads_of_one_chunk_run_on_several_workers_at_once() {
+    let be = Scripted::new();
+    let o = OpenOptions {
+        cache_mb: 0,
+        ..opts(4, Duration::ZERO)
+    };
+    let vol = create(&be, 2, o);
+    vol.write(0, &[5u8; CS as usize]).unwrap();
+    let _heal = OpenOnDrop(be.clone());
+    be.close_gate();
+    be.rule(Kind::Read, chunk_path_part(0), Action::Block, None);
+    let reads: Vec<_> = (0..4)
+        .map(|i| read_async(&vol, i * BS, BS as usize))
+        .collect();
+    // A per-chunk FIFO would run them one at a time: only one would block.
+    be.wait_blocked(4);
+    be.open_gate();
+    for r in &reads {
+        assert_eq!(recv_read(r), vec![5u8; BS as usize]);
+    }
+    vol.close();
+}
+
+#[test]
+fn reads_and_writes_of_one_chunk_keep_submission_order() {
+    for cache_mb in [0, 64] {
+        let be = Scripted::new();
+        let o = OpenOptions {
+            cache_mb,
+            ..opts(4, Duration::ZERO)
+        };
+        let vol = create(&be, 2, o);
+        let _heal = OpenOnDrop(be.clone());
+        vol.write(0, &[1u8; CS as usize]).unwrap();
+        let mut warm = vec![0u8; BS as usize];
+        vol.read(0, &mut warm).unwrap(); // with the cache on, [0, BS) is now cached
+
+        // Read after write: a read submitted while a write is running sees it
+        // (with the cache on, the cached old data must not answer it).
+        be.close_gate();
+        be.rule(Kind::Put, chunk_path_part(0), Action::Block, Some(1));
+        let w = write_async(&vol, 0, leak(vec![2u8; CS as usize]));
+        be.wait_blocked(1);
+        let r = read_async(&vol, 0, BS as usize);
+        assert!(
+            r.recv_timeout(MUST_WAIT).is_err(),
+            "cache_mb {cache_mb}: a read submitted after a write completed before it"
+        );
+        be.open_gate();
+        w.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+        assert_eq!(recv_read(&r), vec![2u8; BS as usize], "cache_mb {cache_mb}");
+
+        // Write after read: a write submitted while a read is running does
+        // not change what that read returns, and waits for it.
+        be.close_gate();
+        be.rule(Kind::Read, chunk_path_part(0), Action::Block, Some(1));
+        let r = read_async(&vol, CS / 2, BS as usize); // not cached
+        be.wait_blocked(1);
+        let w = write_async(&vol, 0, leak(vec![3u8; CS as usize]));
+        assert!(
+            w.recv_timeout(MUST_WAIT).is_err(),
+            "cache_mb {cache_mb}: a write submitted after a read completed before it"
+        );
+        be.open_gate();
+        assert_eq!(recv_read(&r), vec![2u8; BS as usize], "cache_mb {cache_mb}");
+        w.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+        vol.read(0, &mut warm).unwrap();
+        assert_eq!(warm, vec![3u8; BS as usize], "cache_mb {cache_mb}");
+        vol.close();
+    }
+}
+
+#[test]
+fn a_chunk_rewritten_while_a_worker_holds_it_open_is_read_back_new() {
+    // The memory backend's handles keep the version they opened, as Ozone's do.
+    let mem: BackendRef = Arc::new(MemoryBackend::new());
+    let mut co = CreateOptions::new(2 * CS);
+    co.chunk_size = CS;
+    let o = OpenOptions {
+        cache_mb: 0,
+        ..opts(1, Duration::ZERO)
+    };
+    let (vol, _) = Volume::create(mem, &uri(), &co, &o).unwrap();
+    let mut buf = vec![0u8; BS as usize];
+    for round in 1..=3u8 {
+        vol.write(0, &vec![round; CS as usize]).unwrap();
+        vol.read(BS, &mut buf).unwrap(); // the one worker keeps chunk 0 open
+        assert_eq!(buf, vec![round; BS as usize], "round {round}");
+    }
+    vol.unmap(0, CS).unwrap();
+    vol.read(BS, &mut buf).unwrap();
+    assert_eq!(buf, vec![0u8; BS as usize], "after unmap");
+}
+
+#[test]
+fn a_read_ahead_overtaken_by_a_write_does_not_cache_the_old_data() {
+    let be = Scripted::new();
+    let o = OpenOptions {
+        cache_mb: 16,
+        ..opts(2, Duration::ZERO)
+    };
+    let vol = create(&be, 4, o);
+    let _heal = OpenOnDrop(be.clone());
+    for c in 0..4 {
+        vol.write(c * CS, &[1u8; CS as usize]).unwrap();
+    }
+    // The read-ahead thread's fetch of chunk 2 has read the old data and
+    // waits at the gate...
+    be.close_gate();
+    be.rule(Kind::Read, chunk_path_part(2), Action::BlockAfter, Some(1));
+    let mut buf = vec![0u8; 4096];
+    vol.read(0, &mut buf).unwrap();
+    vol.read(4096, &mut buf).unwrap(); // sequential: read ahead over chunks 0-3
+    be.wait_blocked(1);
+    // ...while chunk 2 is rewritten; then it returns the old data.
+    vol.write(2 * CS, &[2u8; CS as usize]).unwrap();
+    be.open_gate();
+    wait_for("the read-ahead of chunk 2 is over", || {
+        vol.stats().cache.readahead >= 3
+    });
+    vol.read(2 * CS + 8192, &mut buf).unwrap();
+    assert_eq!(buf, vec![2u8; 4096], "stale read-ahead data was cached");
+    vol.close();
 }
