@@ -5,7 +5,8 @@
  *
  * Owns: turning nbdkit's key=value parameters (uri=, size=, block_size=,
  *   chunk_size=, uuid=, create=, workers=, timeout=, retry=, cpumask=,
- *   max_inflight_requests=, max_inflight_bytes=) into numbers and strings in
+ *   max_inflight_requests=, max_inflight_bytes=, journal=, journal_mb=,
+ *   cache_mb=) into numbers and strings in
  *   a struct ozbd_params that ozbd_params_init filled with the engine's
  *   defaults; refusing bad configuration before the fork with the engine's own
  *   words (ozbd_check_params); opening ONE engine volume after nbdkit has
@@ -58,6 +59,7 @@ static int params_init_status;  /* ozbd_params_init's answer */
 static char *uri;               /* required */
 static char *uuid;              /* params.uuid points here */
 static char *cpumask;           /* params.cpumask points here */
+static char *journal;           /* params.journal points here once given */
 static int create_key = -1;     /* create=: -1 auto (create iff size= given) */
 
 /* ---------------------------------------------------------------- the volume */
@@ -67,7 +69,7 @@ static struct ozbd_info info;
 
 /* --help text, with the engine's defaults (filled in .load, which nbdkit
  * calls before it prints the help). */
-static char config_help[2048];
+static char config_help[4096];
 
 static void
 ozbd_load (void)
@@ -93,9 +95,16 @@ ozbd_load (void)
 "max_inflight_requests=<N>  requests in flight in the engine before new\n"
 "                     ones wait (default %" PRIu32 ")\n"
 "max_inflight_bytes=<SIZE>  bytes in flight in the engine before new ones\n"
-"                     wait (default %" PRIu64 ")",
+"                     wait (default %" PRIu64 ")\n"
+"journal=ozone|none   ozone: small writes are made durable in a journal in\n"
+"                     the volume's Ozone directory; none: every write\n"
+"                     rewrites its chunk (default %s)\n"
+"journal_mb=<N>       journal space (and dirty data held in memory) in MiB;\n"
+"                     writers wait when it is full (default %" PRIu64 ")\n"
+"cache_mb=<N>         read cache in MiB, 0: none (default %" PRIu64 ")",
             d.workers, d.timeout_ms / 1000, d.retry_ms / 1000,
-            d.max_inflight_requests, d.max_inflight_bytes);
+            d.max_inflight_requests, d.max_inflight_bytes,
+            d.journal ? d.journal : "the engine's", d.journal_mb, d.cache_mb);
 }
 
 static void
@@ -104,6 +113,7 @@ ozbd_unload (void)
   free (uri);
   free (uuid);
   free (cpumask);
+  free (journal);
 }
 
 static int
@@ -200,6 +210,16 @@ ozbd_config (const char *key, const char *value)
     return nbdkit_parse_uint32_t (key, value, &params.max_inflight_requests);
   else if (strcmp (key, "max_inflight_bytes") == 0)
     return parse_size (key, value, &params.max_inflight_bytes);
+  else if (strcmp (key, "journal") == 0) {
+    /* The engine parses the mode (ozbd_check_params names the valid ones). */
+    if (set_string (&journal, value) == -1)
+      return -1;
+    params.journal = journal;
+  }
+  else if (strcmp (key, "journal_mb") == 0)
+    return nbdkit_parse_uint64_t (key, value, &params.journal_mb);
+  else if (strcmp (key, "cache_mb") == 0)
+    return nbdkit_parse_uint64_t (key, value, &params.cache_mb);
   else {
     nbdkit_error ("unknown parameter '%s' (see nbdkit-ozbd-plugin --help)",
                   key);

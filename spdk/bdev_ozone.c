@@ -227,6 +227,7 @@ bdev_ozone_opts_free(struct bdev_ozone_create_opts *o)
 	free(o->uri);
 	free(o->uuid);
 	free(o->cpumask);
+	free(o->journal);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -255,8 +256,9 @@ bdev_ozone_opts_copy(struct bdev_ozone_create_opts *dst, const struct bdev_ozone
 	dst->uri = bdev_ozone_normalize_uri(src->uri);
 	dst->uuid = src->uuid ? strdup(src->uuid) : NULL;
 	dst->cpumask = src->cpumask ? strdup(src->cpumask) : NULL;
+	dst->journal = src->journal ? strdup(src->journal) : NULL;
 	if (dst->name == NULL || dst->uri == NULL || (src->uuid && dst->uuid == NULL) ||
-	    (src->cpumask && dst->cpumask == NULL)) {
+	    (src->cpumask && dst->cpumask == NULL) || (src->journal && dst->journal == NULL)) {
 		bdev_ozone_opts_free(dst);
 		return -ENOMEM;
 	}
@@ -289,6 +291,15 @@ bdev_ozone_opts_to_params(const struct bdev_ozone_create_opts *o, struct ozbd_pa
 	}
 	if (o->max_inflight_bytes.set) {
 		p->max_inflight_bytes = o->max_inflight_bytes.val;
+	}
+	if (o->journal != NULL) {
+		p->journal = o->journal;
+	}
+	if (o->journal_mb.set) {
+		p->journal_mb = o->journal_mb.val;
+	}
+	if (o->cache_mb.set) {
+		p->cache_mb = o->cache_mb.val;
 	}
 }
 
@@ -639,6 +650,15 @@ bdev_ozone_write_config_json(struct spdk_bdev *bdev, struct spdk_json_write_ctx 
 	}
 	if (o->max_inflight_bytes.set) {
 		spdk_json_write_named_uint64(w, "max_inflight_bytes", o->max_inflight_bytes.val);
+	}
+	if (o->journal != NULL) {
+		spdk_json_write_named_string(w, "journal", o->journal);
+	}
+	if (o->journal_mb.set) {
+		spdk_json_write_named_uint64(w, "journal_mb", o->journal_mb.val);
+	}
+	if (o->cache_mb.set) {
+		spdk_json_write_named_uint64(w, "cache_mb", o->cache_mb.val);
 	}
 	spdk_json_write_object_end(w);
 	spdk_json_write_object_end(w);

@@ -45,12 +45,16 @@ struct bdev_ozone_create_opts {
 	char *uuid;
 	/* CPUs for the engine's and the JVM's threads ("0x3" or "[0,1]"); NULL = engine default. */
 	char *cpumask;
+	/* Write-ahead journal: "ozone" or "none" (the engine parses it); NULL = engine default. */
+	char *journal;
 	/* Each of these is passed to the engine only when set. */
 	struct bdev_ozone_opt_u32 timeout_ms;
 	struct bdev_ozone_opt_u32 workers;
 	struct bdev_ozone_opt_u32 retry_ms;
 	struct bdev_ozone_opt_u32 max_inflight_requests;
 	struct bdev_ozone_opt_u64 max_inflight_bytes;
+	struct bdev_ozone_opt_u64 journal_mb;
+	struct bdev_ozone_opt_u64 cache_mb;
 };
 
 /*

@@ -10,8 +10,9 @@
  * Owns: the decoder tables (decoded by spdk_json_decode_object), naming the offending
  * parameter when decoding fails, and the JSON-RPC responses.
  * Must never: call the engine, check what the engine checks (URI, geometry, ranges, CPU
- * mask: bdev_ozone_check_opts passes the engine's own message through), wait for a result
- * (create/delete answer through callbacks on the app thread), or answer a request twice.
+ * mask, journal mode: bdev_ozone_check_opts passes the engine's own message through), wait
+ * for a result (create/delete answer through callbacks on the app thread), or answer a
+ * request twice.
  */
 
 #include "spdk/stdinc.h"
@@ -162,6 +163,9 @@ static const struct spdk_json_object_decoder rpc_bdev_ozone_create_decoders[] = 
 	{"retry_ms", offsetof(struct rpc_bdev_ozone_create, opts.retry_ms), bdev_ozone_decode_opt_u32, true},
 	{"max_inflight_requests", offsetof(struct rpc_bdev_ozone_create, opts.max_inflight_requests), bdev_ozone_decode_opt_u32, true},
 	{"max_inflight_bytes", offsetof(struct rpc_bdev_ozone_create, opts.max_inflight_bytes), bdev_ozone_decode_opt_u64, true},
+	{"journal", offsetof(struct rpc_bdev_ozone_create, opts.journal), spdk_json_decode_string, true},
+	{"journal_mb", offsetof(struct rpc_bdev_ozone_create, opts.journal_mb), bdev_ozone_decode_opt_u64, true},
+	{"cache_mb", offsetof(struct rpc_bdev_ozone_create, opts.cache_mb), bdev_ozone_decode_opt_u64, true},
 };
 
 static void
@@ -171,6 +175,7 @@ free_rpc_bdev_ozone_create(struct rpc_bdev_ozone_create *req)
 	free(req->opts.uri);
 	free(req->opts.uuid);
 	free(req->opts.cpumask);
+	free(req->opts.journal);
 	free(req->ozone_uri);
 }
 

@@ -98,6 +98,22 @@ typedef struct ozbd_params {
    * Bytes in flight before ozbd_submit answers -EAGAIN (default 256 MiB).
    */
   uint64_t max_inflight_bytes;
+  /**
+   * Whether small writes go through the write-ahead journal in the
+   * volume's Ozone directory: "ozone" or "none". ozbd_params_init points it
+   * at the engine's default ("ozone", a static string); NULL also means the
+   * default. Another value is refused with -EINVAL and the engine's message.
+   */
+  const char *journal;
+  /**
+   * Journal space, and the dirty data it holds in memory, in MiB
+   * (default 256, 16 to 65536). Writers wait when it is full.
+   */
+  uint64_t journal_mb;
+  /**
+   * Read cache in MiB (default 64, at most 65536; 0 = no cache).
+   */
+  uint64_t cache_mb;
 } ozbd_params;
 
 /**

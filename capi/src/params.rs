@@ -6,18 +6,21 @@
 //! does), filling it with the engine's defaults (`ozbd_params_init`), and
 //! turning it into engine options with the engine's own validation.
 //! Must never: read past `opts_size` bytes of the caller's struct, keep a
-//! default of its own (every default comes from `ozbd_chunkstore::defaults`),
-//! or give a field a sentinel meaning: each field means its value.
+//! default of its own (every default comes from `ozbd_chunkstore::defaults`
+//! and `JournalMode::default`), parse or range-check an option the engine
+//! parses (`JournalMode::from_str`, `OpenOptions::validate`), or give a field
+//! a sentinel meaning: each field means its value (a NULL string means "not
+//! given", as for `uuid` and `cpumask`).
 
 use std::ffi::{c_char, c_int, CStr};
 use std::time::Duration;
 
 use ozbd_chunkstore::defaults::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_MAX_INFLIGHT_REQUESTS,
-    DEFAULT_RETRY, DEFAULT_WORKERS,
+    DEFAULT_CACHE_MB, DEFAULT_CONNECT_TIMEOUT, DEFAULT_JOURNAL_MB, DEFAULT_MAX_INFLIGHT_BYTES,
+    DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY, DEFAULT_WORKERS,
 };
 use ozbd_chunkstore::superblock::{DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE};
-use ozbd_chunkstore::{Error, OpenOptions, Superblock, VolumeUri};
+use ozbd_chunkstore::{Error, JournalMode, OpenOptions, Superblock, VolumeUri};
 
 use crate::affinity::CpuMask;
 
@@ -63,6 +66,16 @@ pub struct ozbd_params {
     pub max_inflight_requests: u32,
     /// Bytes in flight before ozbd_submit answers -EAGAIN (default 256 MiB).
     pub max_inflight_bytes: u64,
+    /// Whether small writes go through the write-ahead journal in the
+    /// volume's Ozone directory: "ozone" or "none". ozbd_params_init points it
+    /// at the engine's default ("ozone", a static string); NULL also means the
+    /// default. Another value is refused with -EINVAL and the engine's message.
+    pub journal: *const c_char,
+    /// Journal space, and the dirty data it holds in memory, in MiB
+    /// (default 256, 16 to 65536). Writers wait when it is full.
+    pub journal_mb: u64,
+    /// Read cache in MiB (default 64, at most 65536; 0 = no cache).
+    pub cache_mb: u64,
 }
 
 /// The smallest `opts_size` accepted: everything up to and including `mode`.
@@ -82,6 +95,17 @@ pub(crate) fn defaults() -> ozbd_params {
         cpumask: std::ptr::null(),
         max_inflight_requests: DEFAULT_MAX_INFLIGHT_REQUESTS as u32,
         max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+        journal: journal_cstr(JournalMode::default()).as_ptr(),
+        journal_mb: DEFAULT_JOURNAL_MB,
+        cache_mb: DEFAULT_CACHE_MB,
+    }
+}
+
+/// The journal mode's name as a static C string (for `ozbd_params_init`).
+fn journal_cstr(m: JournalMode) -> &'static CStr {
+    match m {
+        JournalMode::Ozone => c"ozone",
+        JournalMode::None => c"none",
     }
 }
 
@@ -185,6 +209,11 @@ pub(crate) fn parse(uri: *const c_char, p: *const ozbd_params) -> Result<Params,
         let size = if p.size != 0 { p.size } else { bs as u64 };
         Superblock::new(size, bs, cs, None)?;
     }
+    let journal = if p.journal.is_null() {
+        JournalMode::default()
+    } else {
+        cstr(p.journal, "journal")?.parse::<JournalMode>()?
+    };
     if p.mode == OZBD_CREATE_NEW && p.size == 0 {
         return Err(Error::InvalidArgument(format!(
             "no size given: creating a new volume at {} needs a size",
@@ -200,6 +229,12 @@ pub(crate) fn parse(uri: *const c_char, p: *const ozbd_params) -> Result<Params,
         expect_block_size: (p.block_size != 0).then_some(p.block_size),
         expect_chunk_size: (p.chunk_size != 0).then_some(p.chunk_size),
         expect_uuid: uuid,
+        journal,
+        journal_mb: p.journal_mb,
+        cache_mb: p.cache_mb,
+        // Not in the C ABI: the engine's default (OZBD_JOURNAL_STREAMS
+        // overrides it for experiments).
+        journal_streams: OpenOptions::default().journal_streams,
     };
     open.validate()?;
     Ok(Params {
@@ -213,4 +248,18 @@ pub(crate) fn parse(uri: *const c_char, p: *const ozbd_params) -> Result<Params,
         cpumask: CpuMask::from_c(p.cpumask)?,
         open,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_names_are_the_engines() {
+        for m in [JournalMode::Ozone, JournalMode::None] {
+            let c = journal_cstr(m).to_str().unwrap_or_default();
+            assert_eq!(c, m.as_str());
+            assert_eq!(c.parse::<JournalMode>().ok(), Some(m));
+        }
+    }
 }

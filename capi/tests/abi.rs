@@ -402,3 +402,176 @@ unsafe extern "C" fn open_affinity_done(
     ozbd_close(vol);
     tx.0.send((0, status, cpus, String::new())).unwrap();
 }
+
+fn settings(vol: *const ozbd_volume) -> serde_json::Value {
+    let mut buf = vec![0 as c_char; 8192];
+    let n = unsafe { ozbd_settings_json(vol, buf.as_mut_ptr(), buf.len()) };
+    assert!(n > 0 && (n as usize) < buf.len(), "{n}");
+    serde_json::from_str(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap()).unwrap()
+}
+
+/// Open `uri` with `p`: the volume, or the errno and the engine's message.
+fn open(uri: &CStr, p: *const ozbd_params) -> Result<*mut ozbd_volume, (c_int, String)> {
+    let mut vol: *mut ozbd_volume = ptr::null_mut();
+    let mut err = [0 as c_char; 512];
+    let rc = unsafe {
+        ozbd_open(
+            uri.as_ptr(),
+            p,
+            &mut vol,
+            ptr::null_mut(),
+            err.as_mut_ptr(),
+            err.len(),
+        )
+    };
+    if rc == 0 {
+        Ok(vol)
+    } else {
+        let msg = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
+        Err((rc, msg.into_owned()))
+    }
+}
+
+/// ozbd_check_params: 0, or the errno and the engine's message.
+fn check(uri: &CStr, p: *const ozbd_params) -> Result<(), (c_int, String)> {
+    let mut err = [0 as c_char; 512];
+    let rc = unsafe { ozbd_check_params(uri.as_ptr(), p, err.as_mut_ptr(), err.len()) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let msg = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
+    Err((rc, msg.into_owned()))
+}
+
+#[test]
+fn journal_and_cache_defaults_come_from_the_engine() {
+    use ozbd_chunkstore::defaults::{DEFAULT_CACHE_MB, DEFAULT_JOURNAL_MB};
+    use ozbd_chunkstore::JournalMode;
+    let p = params(1 << 20, OZBD_CREATE_NEW);
+    assert!(
+        !p.journal.is_null(),
+        "ozbd_params_init names the default journal"
+    );
+    let j = unsafe { CStr::from_ptr(p.journal) }.to_str().unwrap();
+    assert_eq!(j, JournalMode::default().as_str());
+    assert_eq!(
+        (p.journal_mb, p.cache_mb),
+        (DEFAULT_JOURNAL_MB, DEFAULT_CACHE_MB)
+    );
+    let vol = open(c"mem://abi7/v/b/d", &p).unwrap();
+    let s = settings(vol);
+    assert_eq!(s["journal"], JournalMode::default().as_str(), "{s}");
+    assert_eq!(s["journal_mb"], DEFAULT_JOURNAL_MB, "{s}");
+    assert_eq!(s["cache_mb"], DEFAULT_CACHE_MB, "{s}");
+    // The statistics carry the journal's and the cache's objects.
+    let st = stats(vol);
+    assert!(
+        st["journal"].is_object() && st["journal"]["mode"].is_string(),
+        "{st}"
+    );
+    assert!(
+        st["cache"].is_object() && st["cache"]["hits"].is_u64(),
+        "{st}"
+    );
+    unsafe { ozbd_close(vol) };
+}
+
+#[test]
+fn journal_and_cache_values_reach_the_engine() {
+    let mut p = params(1 << 20, OZBD_CREATE_NEW);
+    p.journal = c"none".as_ptr();
+    p.journal_mb = 32;
+    p.cache_mb = 0;
+    let vol = open(c"mem://abi8/v/b/d", &p).unwrap();
+    let s = settings(vol);
+    assert_eq!(
+        (&s["journal"], &s["journal_mb"], &s["cache_mb"]),
+        (&"none".into(), &32.into(), &0.into()),
+        "{s}"
+    );
+    unsafe { ozbd_close(vol) };
+    // NULL is the engine's default mode, not an error.
+    let mut p = params(0, OZBD_OPEN_EXISTING);
+    p.journal = ptr::null();
+    let vol = open(c"mem://abi8/v/b/d", &p).unwrap();
+    let s = settings(vol);
+    assert_eq!(
+        s["journal"],
+        ozbd_chunkstore::JournalMode::default().as_str(),
+        "{s}"
+    );
+    unsafe { ozbd_close(vol) };
+}
+
+#[test]
+fn bad_journal_options_are_refused_with_the_engines_message() {
+    use ozbd_chunkstore::defaults::MAX_CACHE_MB;
+    use ozbd_chunkstore::JournalMode;
+    let uri = c"mem://abi9/v/b/d";
+    let mut p = params(1 << 20, OZBD_CREATE_NEW);
+    p.journal = c"bogus".as_ptr();
+    // Exactly the engine's words: JournalMode::from_str is the one parser.
+    let want = "bogus".parse::<JournalMode>().unwrap_err().to_string();
+    assert!(want.contains("journal 'bogus' is not known"), "{want}");
+    assert_eq!(check(uri, &p), Err((-libc::EINVAL, want.clone())));
+    assert_eq!(open(uri, &p).err(), Some((-libc::EINVAL, want)));
+    // Names are exact: no case folding or whitespace.
+    p.journal = c"Ozone".as_ptr();
+    assert_eq!(check(uri, &p).map_err(|e| e.0), Err(-libc::EINVAL));
+
+    let mut p = params(1 << 20, OZBD_CREATE_NEW);
+    p.journal_mb = 8;
+    let (rc, msg) = check(uri, &p).unwrap_err();
+    assert_eq!(rc, -libc::EINVAL);
+    assert!(msg.contains("journal_mb 8 is out of range"), "{msg}");
+    let mut p = params(1 << 20, OZBD_CREATE_NEW);
+    p.cache_mb = MAX_CACHE_MB + 1;
+    let (rc, msg) = check(uri, &p).unwrap_err();
+    assert_eq!(rc, -libc::EINVAL);
+    assert!(
+        msg.contains(&format!("cache_mb {} is out of range", MAX_CACHE_MB + 1)),
+        "{msg}"
+    );
+    // Nothing was created by the refused opens.
+    let p = params(0, OZBD_OPEN_EXISTING);
+    assert_eq!(open(uri, &p).err().map(|e| e.0), Some(-libc::ENOENT));
+}
+
+/// The layout of ozbd_params before journal, journal_mb and cache_mb.
+#[repr(C)]
+struct ParamsV2 {
+    v1: ParamsV1,
+    cpumask: *const c_char,
+    max_inflight_requests: u32,
+    max_inflight_bytes: u64,
+}
+
+#[test]
+fn a_caller_without_the_journal_fields_gets_their_defaults() {
+    let mut raw = vec![0xa5u8; std::mem::size_of::<ozbd_params>() + 64];
+    let old = std::mem::size_of::<ParamsV2>();
+    assert!(old < std::mem::size_of::<ozbd_params>());
+    let p = raw.as_mut_ptr() as *mut ozbd_params;
+    assert_eq!(unsafe { ozbd_params_init(p, old) }, 0);
+    assert!(
+        raw[old..].iter().all(|&b| b == 0xa5),
+        "init wrote past opts_size"
+    );
+    let v2 = raw.as_mut_ptr() as *mut ParamsV2;
+    unsafe {
+        (*v2).v1.size = 1 << 20;
+        (*v2).v1.block_size = 512;
+        (*v2).v1.chunk_size = 64 << 10;
+        (*v2).v1.mode = OZBD_CREATE_NEW;
+        (*v2).max_inflight_requests = 7;
+    }
+    // 0xa5 garbage where journal, journal_mb and cache_mb would be: a pointer
+    // that would crash if read, sizes that would be refused.
+    let vol = open(c"mem://abi10/v/b/d", p).unwrap();
+    let s = settings(vol);
+    assert_eq!(s["max_inflight_requests"], 7, "{s}");
+    assert_eq!(s["journal"], "ozone", "{s}");
+    assert_eq!(s["journal_mb"], 256, "{s}");
+    assert_eq!(s["cache_mb"], 64, "{s}");
+    unsafe { ozbd_close(vol) };
+}

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //! ozbd: the command-line tool for bdev_ozone volumes, shaped like Ceph's `rbd`.
 //!
-//! Owns: argument parsing, size suffixes, progress display, and streaming whole
+//! Owns: argument parsing (the open options go to the engine as given, never
+//! checked here), size suffixes, progress display, and streaming whole
 //! volumes in and out (import/export) through the engine with many requests in
 //! flight. Also tools used by tests and benchmarks (`crash-writer`, `crash-check`,
 //! `bench`): subcommands hidden from the help (`cli/tests/help.rs` checks that).
@@ -40,12 +41,23 @@ struct Cli {
     /// Seconds to wait for the Ozone Manager before giving up.
     #[arg(long, global = true, default_value_t = 60)]
     timeout: u64,
-    /// Engine worker threads (parallel backend calls).
-    #[arg(long, global = true, default_value_t = 8)]
-    workers: usize,
+    /// Engine worker threads (parallel backend calls). Default: the engine's.
+    #[arg(long, global = true)]
+    workers: Option<usize>,
     /// Replication factor of chunk files (3 = RATIS/THREE; hsync needs 3).
     #[arg(long, global = true, default_value_t = 3)]
     replication: i16,
+    /// Write-ahead journal of the opened volume: "ozone" (small writes are made
+    /// durable in a journal in the volume's Ozone directory) or "none" (every
+    /// write rewrites its chunk). Default: the engine's.
+    #[arg(long, global = true, value_name = "MODE")]
+    journal: Option<String>,
+    /// Journal space, and the journaled data held in memory, in MiB. Default: the engine's.
+    #[arg(long, global = true, value_name = "MIB")]
+    journal_mb: Option<u64>,
+    /// Read cache in MiB (0: no cache). Default: the engine's.
+    #[arg(long, global = true, value_name = "MIB")]
+    cache_mb: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -181,6 +193,9 @@ pub struct Ctx {
     pub timeout: Duration,
     pub workers: usize,
     pub replication: i16,
+    /// How volumes are opened: the engine's defaults and what the flags gave,
+    /// checked by the engine before anything connects.
+    open: OpenOptions,
 }
 
 impl Ctx {
@@ -200,11 +215,28 @@ impl Ctx {
     }
 
     pub fn open_opts(&self) -> OpenOptions {
-        OpenOptions {
-            workers: self.workers,
-            ..OpenOptions::default()
-        }
+        self.open.clone()
     }
+}
+
+/// The open options from the flags: the engine's defaults for what was not
+/// given; the journal mode parsed, and every value checked, by the engine.
+fn open_options(cli: &Cli) -> Result<OpenOptions> {
+    let mut o = OpenOptions::default();
+    if let Some(n) = cli.workers {
+        o.workers = n;
+    }
+    if let Some(j) = &cli.journal {
+        o.journal = j.parse()?;
+    }
+    if let Some(n) = cli.journal_mb {
+        o.journal_mb = n;
+    }
+    if let Some(n) = cli.cache_mb {
+        o.cache_mb = n;
+    }
+    o.validate()?;
+    Ok(o)
 }
 
 fn progress(total: u64, what: &str) -> ProgressBar {
@@ -361,10 +393,13 @@ fn cmd_export(ctx: &Ctx, uri: &VolumeUri, file: &str) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Before any URI is parsed or anything connects: a bad option fails at once.
+    let open = open_options(&cli)?;
     let ctx = Ctx {
         timeout: Duration::from_secs(cli.timeout),
-        workers: cli.workers,
+        workers: open.workers,
         replication: cli.replication,
+        open,
     };
     match cli.cmd {
         Cmd::Create {
@@ -402,6 +437,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Info { uri, json } => {
             let uri = VolumeUri::parse(&uri)?;
+            // The journal as the last writer left it, before this open
+            // replays it.
+            let journal = Volume::journal_info(&ctx.backend(&uri)?, &uri)?;
             let vol = ctx.open(&uri)?;
             let sb = vol.superblock();
             let alloc = vol.allocated_chunks().len() as u64;
@@ -415,6 +453,7 @@ fn run(cli: Cli) -> Result<()> {
                     "chunk_count": sb.chunk_count(),
                     "allocated_chunks": alloc,
                     "format_version": sb.format_version,
+                    "journal": journal,
                     "settings": vol.settings(),
                 });
                 println!("{v:#}");
@@ -435,6 +474,33 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 println!("format version:   {}", sb.format_version);
                 let st = vol.settings();
+                if journal.segments == 0 {
+                    println!("journal:          empty (nothing to replay)");
+                } else {
+                    println!(
+                        "journal:          {} segments, {}; a replay applies {} records ({} of data in {} chunks){}",
+                        journal.segments,
+                        human(journal.bytes),
+                        journal.to_apply,
+                        human(journal.dirty_bytes),
+                        journal.chunks,
+                        if journal.torn_bytes > 0 {
+                            format!(", cutting a torn tail of {} bytes", journal.torn_bytes)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                println!(
+                    "journal mode:     {} (journal_mb {}, cache_mb {}){}",
+                    st.journal,
+                    st.journal_mb,
+                    st.cache_mb,
+                    st.journal_note
+                        .as_deref()
+                        .map(|n| format!("\n                  {n}"))
+                        .unwrap_or_default()
+                );
                 println!(
                     "engine:           {} workers, retry {} ms, at most {} requests / {} in flight",
                     st.workers,
@@ -442,6 +508,16 @@ fn run(cli: Cli) -> Result<()> {
                     st.max_inflight_requests,
                     human(st.max_inflight_bytes)
                 );
+                println!(
+                    "journal:          {} ({} MiB){}",
+                    st.journal,
+                    st.journal_mb,
+                    st.journal_note
+                        .as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default()
+                );
+                println!("read cache:       {} MiB", st.cache_mb);
                 if !st.client.is_empty() {
                     println!("ozone client settings in effect:");
                     for c in &st.client {

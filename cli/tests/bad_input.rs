@@ -118,6 +118,33 @@ fn malformed_input_fails_fast_without_a_cluster() {
             EXIT_USAGE,
             "error: invalid value 'lots' for '--size <SIZE>': 'lots' is not a size",
         ),
+        // The open options: parsed and checked by the engine (its words), before connecting.
+        (
+            vec!["--journal", "bogus", "export", "ofs://h/vol/bkt/d", "/dev/null"],
+            EXIT_ERROR,
+            "ozbd: error: invalid argument: journal 'bogus' is not known: use \"ozone\" (the default: \
+             small writes are journaled in the volume's Ozone directory) or \"none\"",
+        ),
+        (
+            vec!["import", "/dev/null", "ofs://h/vol/bkt/d", "--journal", "NONE"],
+            EXIT_ERROR,
+            "ozbd: error: invalid argument: journal 'NONE' is not known",
+        ),
+        (
+            vec!["info", "ofs://h/vol/bkt/d", "--journal-mb", "8"],
+            EXIT_ERROR,
+            "ozbd: error: invalid argument: journal_mb 8 is out of range: use 16 to",
+        ),
+        (
+            vec!["info", "ofs://h/vol/bkt/d", "--cache-mb", "100000000"],
+            EXIT_ERROR,
+            "ozbd: error: invalid argument: cache_mb 100000000 is out of range: use 0 (no cache) to",
+        ),
+        (
+            vec!["info", "ofs://h/vol/bkt/d", "--cache-mb", "-1"],
+            EXIT_USAGE,
+            "error: unexpected argument '-1' found",
+        ),
     ] {
         let t = Instant::now();
         let out = Command::new(OZBD).args(&args).output().expect("run ozbd");

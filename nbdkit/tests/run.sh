@@ -249,6 +249,13 @@ expect_prefork_error "error: bad uuid (engine)" "uuid 'zz' is not a UUID" uri="$
 expect_prefork_error "error: cpumask names no CPU (engine)" "cpumask '0x0' names no CPU" uri="$URI" cpumask=0x0
 expect_prefork_error "error: max_inflight_requests=0 (engine)" "the in-flight bounds must be at least 1" uri="$URI" max_inflight_requests=0
 expect_prefork_error "error: max_inflight_bytes=0 (engine)" "the in-flight bounds must be at least 1" uri="$URI" max_inflight_bytes=0
+expect_prefork_error "error: bad journal= (engine)" \
+  "ozbd: invalid argument: journal 'bogus' is not known: use \"ozone\" \(the default: .*\) or \"none\"" uri="$URI" journal=bogus
+expect_prefork_error "error: journal_mb below the minimum (engine)" "journal_mb 8 is out of range: use [0-9]+ to [0-9]+" uri="$URI" journal_mb=8
+expect_prefork_error "error: cache_mb above the maximum (engine)" "cache_mb 100000000 is out of range: use 0 \(no cache\) to" \
+  uri="$URI" cache_mb=100000000
+# nbdkit's own integer parser (its wording differs across versions).
+expect_prefork_error "error: journal_mb= not a number" "error: journal_mb: .*(parse|expected a) number" uri="$URI" journal_mb=lots
 # After the fork: the engine's answers from Ozone.
 expect_error "error: missing volume and no size" \
   "cannot open .*: (no volume at [^ ]*/missing-$NAME: create it with|Ozone volume '[^']+' does not exist on|bucket '[^']+' does not exist in Ozone volume).*\(No such file or directory\); or pass size= to create it here" \
@@ -283,7 +290,7 @@ help=$(nbdkit "$PLUGIN" --help 2>&1)
 help_default() {
   echo "$help" | python3 -c '
 import re, sys
-m = re.search(r"^" + sys.argv[1] + r"=(?:.|\n(?![a-z_]+=))*?\(default ([0-9]+)", sys.stdin.read(), re.M)
+m = re.search(r"^" + sys.argv[1] + r"=(?:.|\n(?![a-z_]+=))*?\(default ([0-9a-z]+)", sys.stdin.read(), re.M)
 print(m.group(1) if m else "")' "$1"
 }
 want="$(help_default workers) $(($(help_default retry) * 1000)) $(help_default max_inflight_requests)"
@@ -291,6 +298,11 @@ have="$(log_json settings workers "$since") $(log_json settings retry_ms "$since
 if [[ $want =~ ^[0-9]+\ [0-9]+\ [0-9]+$ && $have == "$want" ]]; then
   pass "defaults: engine settings after open (workers retry_ms max_inflight_requests: $have) = the defaults --help prints"
 else fail "defaults: engine settings '$have' vs --help defaults '$want'"; fi
+want="\"$(help_default journal)\" $(help_default journal_mb) $(help_default cache_mb)"
+have="$(log_json settings journal "$since") $(log_json settings journal_mb "$since") $(log_json settings cache_mb "$since")"
+if [[ $want =~ ^\"[a-z]+\"\ [0-9]+\ [0-9]+$ && $have == "$want" ]]; then
+  pass "defaults: journal journal_mb cache_mb after open ($have) = the defaults --help prints"
+else fail "defaults: engine settings journal journal_mb cache_mb '$have' vs --help defaults '$want'"; fi
 
 # ------------------------------------------------------------ nbdcopy in/out
 head -c $((64 * MiB)) /dev/urandom >"$WORK/rand.img"
@@ -568,9 +580,11 @@ threads_on_cpu0() {
   done
   echo $n
 }
-if start_server workers=3 retry=0 cpumask=0x1; then
+if start_server workers=3 retry=0 cpumask=0x1 journal=none journal_mb=32 cache_mb=0; then
   check "keys: workers=3 retry=0 reach the engine (settings: workers 3, retry_ms 0)" \
     test "$(log_json settings workers "$since") $(log_json settings retry_ms "$since")" = "3 0"
+  check "keys: journal=none journal_mb=32 cache_mb=0 reach the engine" \
+    test "$(log_json settings journal "$since") $(log_json settings journal_mb "$since") $(log_json settings cache_mb "$since")" = '"none" 32 0'
   if [[ $(nproc --all) -lt 2 || $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/$$/status) == 0 ]]; then
     skip cpumask "one CPU only: cpumask=0x1 would not change anything"
   else

@@ -17,7 +17,8 @@ UNITS = {'': 1, 'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
 
 # (parameter, command-line flag attribute) of bdev_ozone_create's optional parameters.
 OPTIONAL = ('size', 'block_size', 'chunk_size', 'uuid', 'cpumask', 'timeout_ms', 'workers',
-            'retry_ms', 'max_inflight_requests', 'max_inflight_bytes')
+            'retry_ms', 'max_inflight_requests', 'max_inflight_bytes', 'journal', 'journal_mb',
+            'cache_mb')
 
 
 def _bytes(text):
@@ -69,6 +70,12 @@ def _add_create_options(p):
                    help='requests in the engine before new ones are queued by SPDK')
     p.add_argument('--max-inflight-bytes', type=_bytes,
                    help='bytes in the engine before new requests are queued by SPDK')
+    # No choices= here: the engine parses the mode and names the valid ones.
+    p.add_argument('--journal',
+                   help="write-ahead journal for small writes: ozone (engine default) or none")
+    p.add_argument('--journal-mb', type=int,
+                   help='journal space (and the dirty data it holds in memory), in MiB')
+    p.add_argument('--cache-mb', type=int, help='read cache, in MiB (0: no cache)')
 
 
 def _create_opts(args):

@@ -8,8 +8,11 @@
 # open, a name taken, an unknown bdev), create vs open reporting, bdev_get_bdevs driver
 # info (the engine's statistics and settings, raw), delete with and without destroy_data,
 # the quick start's deprecated spellings (ozone_bdev_create --ozone-uri on a bucket's root,
-# ozone_bdev_delete), and save_config (with cpumask, retry_ms 0) -> restart from that
-# config -> the same volume comes back with the same UUID and data (checked with spdk_dd).
+# ozone_bdev_delete), the journal and cache options (bad values refused in the engine's
+# words, creating nothing; given through rpc.py's flags; shown in bdev_get_bdevs with the
+# journal and cache statistics), and save_config (with cpumask, retry_ms 0, journal none,
+# journal_mb 32, cache_mb 0) -> restart from that config -> the same volume comes back
+# with the same UUID, options and data (checked with spdk_dd).
 # No sleeps: every wait polls its condition with a bound.
 # Must never: leave a volume behind (the last step destroys it through the RPC).
 
@@ -79,6 +82,24 @@ expect_error "bad cpumask" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'",
 expect_error "cpumask beyond the CPUs" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "cpumask": "[1000]"}' "cpumask" $P
 expect_error "timeout_ms 0" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": 0}' "timeout_ms" $P
 expect_error "workers 0" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "workers": 0}' "worker" $P
+# The journal and the cache: the engine parses the mode and checks the ranges (its words
+# name the parameter). Each carries a size: were it not refused, it would create a volume.
+sz='"size": 67108864, "chunk_size": 262144'
+expect_error "bad journal" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal": "bogus"}' "journal 'bogus' is not known: use \"ozone\".* or \"none\"" $P
+expect_error "journal not a string" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal": 1}' "parameter 'journal'" $P
+expect_error "journal_mb below the minimum" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal_mb": 8}' "journal_mb 8 is out of range: use [0-9]+ to [0-9]+" $P
+expect_error "journal_mb negative" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal_mb": -1}' "parameter 'journal_mb'" $P
+expect_error "cache_mb above the maximum" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "cache_mb": 100000000}' "cache_mb 100000000 is out of range: use 0 \\(no cache\\) to" $P
+expect_error "alias takes the journal through the same checks" ozone_bdev_create '{"name": "oz0", "ozone_uri": "'"$uri"'", '"$sz"', "journal": "bogus"}' "journal 'bogus' is not known" $P
+checks=$((checks + 1))
+if out=$(ozt_rpc "$sock" bdev_ozone_create oz0 "$uri" -s 64M --journal bogus 2>&1); then
+	ozt_fail "rpc.py bdev_ozone_create --journal bogus succeeded: $out"
+elif grep -q "journal 'bogus' is not known" <<< "$out"; then
+	echo "  ok   rpc.py bdev_ozone_create --journal bogus: the engine's message"
+else
+	ozt_fail "rpc.py bdev_ozone_create --journal bogus: $out"
+fi
+expect_error "refused journal options registered no bdev" bdev_get_bdevs '{"name": "oz0"}' "no such device|does not exist|not found"
 expect_error "params not an object" bdev_ozone_create '[1, 2]' "must be a JSON object" $P
 expect_error "no volume, no size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size" -22
 
@@ -114,6 +135,8 @@ expect_ok "malloc for name clash" bdev_malloc_create '{"name": "m0", "num_blocks
 expect_error "name taken" bdev_ozone_create '{"name": "m0", "uri": "'"$uri"'-other", "size": 1048576, "timeout_ms": '$to'}' "already exists"
 expect_ok "driver info" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone | (.uri != null and .chunk_size == 262144 and .statistics.reads >= 0)'
 expect_ok "engine settings: its defaults" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.settings | type == "object" and length > 0'
+expect_ok "engine settings: journal and cache" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.settings | (.journal | type == "string") and (.journal_mb | type == "number") and (.cache_mb | type == "number")'
+expect_ok "statistics: journal and cache" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.statistics | (.journal.mode | type == "string") and (.journal.dirty_bytes | type == "number") and (.cache.hits | type == "number") and (.cache.capacity | type == "number")'
 expect_ok "uuid of bdev" bdev_get_bdevs '{"name": "oz0"}' ".result[0].uuid == \"$uuid\""
 expect_ok "optimal_io_boundary" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.optimal_io_boundary == 64'
 expect_error "delete unknown" bdev_ozone_delete '{"name": "nosuch"}' "no such ozone bdev"
@@ -124,7 +147,16 @@ expect_ok "reopen" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeou
 expect_ok "delete again" bdev_ozone_delete '{"name": "oz0"}'
 expect_error "open with another uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "00000000-0000-4000-8000-000000000001", "timeout_ms": '$to'}' "uuid|UUID"
 expect_error "open with another chunk size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "chunk_size": 1048576, "timeout_ms": '$to'}' "chunk"
-expect_ok "reopen for save_config, retry_ms 0, cpumask 0x1" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to', "retry_ms": 0, "cpumask": "0x1"}' '.result.action == "opened"'
+# Through the rpc.py plugin's flags; cache_mb 0 means "no cache", not "default".
+checks=$((checks + 1))
+if out=$(ozt_rpc "$sock" bdev_ozone_create oz0 "$uri" --timeout-ms "$to" --retry-ms 0 --cpumask 0x1 \
+	--journal none --journal-mb 32 --cache-mb 0 2>&1) && jq -e '.action == "opened"' <<< "$out" > /dev/null; then
+	echo "  ok   reopen for save_config (rpc.py): retry_ms 0, cpumask 0x1, journal none, journal_mb 32, cache_mb 0"
+else
+	ozt_fail "reopen for save_config through rpc.py: $out"
+fi
+jn='.journal == "none" and .journal_mb == 32 and .cache_mb == 0'
+expect_ok "settings: journal none, journal_mb 32, cache_mb 0" bdev_get_bdevs '{"name": "oz0"}' ".result[0].driver_specific.ozone.settings | $jn"
 expect_ok "statistics include retries" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.statistics.retries == 0'
 expect_ok "malloc delete" bdev_malloc_delete '{"name": "m0"}'
 ozt_rpc "$sock" save_config > "$OZT_WORK/saved.json" || ozt_fail "save_config failed"
@@ -138,6 +170,9 @@ jq -e '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method
 checks=$((checks + 1))
 jq -e '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create") | .params.cpumask == "0x1"' "$OZT_WORK/saved.json" > /dev/null ||
 	ozt_fail "saved config lacks cpumask 0x1"
+checks=$((checks + 1))
+jq -e ".subsystems[] | select(.subsystem == \"bdev\") | .config[] | select(.method == \"bdev_ozone_create\") | .params | $jn" "$OZT_WORK/saved.json" > /dev/null ||
+	ozt_fail "saved config lacks journal none, journal_mb 32 and cache_mb 0 (0 means: no cache)"
 checks=$((checks + 1))
 jq -e '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create") | .params | has("workers") | not' "$OZT_WORK/saved.json" > /dev/null ||
 	ozt_fail "saved config has workers, which was never given (the engine's default must stay the engine's)"
@@ -165,6 +200,7 @@ fi
 ozt_log "part 3: the restarted target runs the saved cpumask; delete with destroy_data"
 start_tgt 3 "$OZT_WORK/saved.json"
 expect_ok "restarted: cpumask kept" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.cpumask == "0x1"'
+expect_ok "restarted: journal none, journal_mb 32, cache_mb 0 kept" bdev_get_bdevs '{"name": "oz0"}' ".result[0].driver_specific.ozone.settings | $jn"
 expect_ok "delete destroy_data" bdev_ozone_delete '{"name": "oz0", "destroy_data": true}'
 expect_error "gone after destroy" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size|no volume"
 
