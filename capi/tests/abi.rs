@@ -321,7 +321,11 @@ fn an_older_smaller_params_struct_is_read_only_as_far_as_it_goes() {
         (*v1).block_size = 512;
         (*v1).chunk_size = 64 << 10;
         (*v1).mode = OZBD_CREATE_NEW;
-        assert_eq!((*v1).workers, 8, "defaults filled in");
+        assert_eq!(
+            (*v1).workers as usize,
+            ozbd_chunkstore::DEFAULT_WORKERS,
+            "defaults filled in"
+        );
         assert_eq!((*v1).retry_ms, 30_000);
         assert_eq!((*v1).timeout_ms, 60_000);
     }
@@ -357,7 +361,7 @@ fn an_older_smaller_params_struct_is_read_only_as_far_as_it_goes() {
         serde_json::from_str(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap()).unwrap();
     assert_eq!(s["max_inflight_requests"], 1024, "{s}");
     assert_eq!(s["max_inflight_bytes"], 256u64 << 20, "{s}");
-    assert_eq!(s["workers"], 8, "{s}");
+    assert_eq!(s["workers"], ozbd_chunkstore::DEFAULT_WORKERS, "{s}");
     unsafe { ozbd_close(vol) };
     // Too small to hold even `mode`: refused.
     assert_eq!(unsafe { ozbd_params_init(p, 8) }, -libc::EINVAL);

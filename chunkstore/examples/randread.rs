@@ -76,7 +76,7 @@ fn args() -> std::result::Result<Args, String> {
         }
     }
     if a.uri.is_empty() {
-        return Err("usage: randread URI [--size 128M] [--bs 4K] [--qd 32] [--secs 20] [--cache-mb 256] [--workers 8] [--phases off,cold,hot] [--reuse]".into());
+        return Err("usage: randread URI [--size 128M] [--bs 4K] [--qd 32] [--secs 20] [--cache-mb 256] [--workers 32] [--phases off,cold,hot] [--reuse]".into());
     }
     Ok(a)
 }

@@ -22,7 +22,7 @@ use ozbd_backend::{join, BackendError, BackendRef};
 
 use crate::cache::{Cache, PAGE};
 use crate::error::Result;
-use crate::handles::HandleCache;
+use crate::handles::HandlePool;
 use crate::sglist::SgList;
 use crate::stats::Counters;
 use crate::superblock::{chunk_name, Superblock, CHUNK_DIR};
@@ -105,6 +105,8 @@ pub(crate) struct ChunkIo {
     pub(crate) marks: ChunkMarks,
     /// The read cache (None: `cache_mb` 0).
     pub(crate) cache: Option<Cache>,
+    /// Open read handles, shared by every thread that reads chunks.
+    pub(crate) handles: HandlePool,
 }
 
 impl ChunkIo {
@@ -121,6 +123,7 @@ impl ChunkIo {
             map.set(c, true);
         }
         ChunkIo {
+            handles: HandlePool::new(backend.clone()),
             backend,
             sb,
             chunk_dir: join(dir, CHUNK_DIR),
@@ -184,26 +187,17 @@ impl ChunkIo {
 
     /// Read [off, off + buf.len()) of chunk `c`, zero-filling past its end.
     /// A chunk the backend does not have reads as zeros, and the map learns it.
-    /// Through `handles` when given (an open stream of the chunk's current
-    /// version), else one `read_at`.
-    fn load(
-        &self,
-        c: u64,
-        off: usize,
-        buf: &mut [u8],
-        counters: &Counters,
-        mut handles: Option<&mut HandleCache<'_>>,
-    ) -> Result<()> {
+    /// Through a pooled handle (an open stream of the chunk's current version).
+    fn load(&self, c: u64, off: usize, buf: &mut [u8], counters: &Counters) -> Result<()> {
         Counters::bump(&counters.chunk_reads);
         let path = self.path(c);
         let mut at = 0;
         while at < buf.len() {
             let pos = (off + at) as u64;
-            let r = match handles.as_deref_mut() {
-                Some(h) => h.read_at(c, &path, &self.marks, pos, &mut buf[at..]),
-                None => self.backend.read_at(&path, pos, &mut buf[at..]),
-            };
-            match r {
+            match self
+                .handles
+                .read_at(c, &path, &self.marks, pos, &mut buf[at..])
+            {
                 Ok(0) => break,
                 Ok(n) => at += n,
                 Err(BackendError::NotFound { .. }) => {
@@ -229,26 +223,19 @@ impl ChunkIo {
     /// Serve one read piece: zeros for an absent chunk; from the cache; else
     /// from the backend through the worker's open handle (straight into the
     /// caller's buffer when there is no cache and it is contiguous).
-    pub(crate) fn read(
-        &self,
-        c: u64,
-        p: &PieceRef<'_>,
-        counters: &Counters,
-        handles: &mut HandleCache<'_>,
-    ) -> Result<()> {
+    pub(crate) fn read(&self, c: u64, p: &PieceRef<'_>, counters: &Counters) -> Result<()> {
         if !self.may_hold_data(c) {
             p.sg.zero(p.sg_off, p.len);
             return Ok(());
         }
         let Some(cache) = &self.cache else {
-            let direct = p.sg.with_contiguous(p.sg_off, p.len, |dst| {
-                self.load(c, p.off, dst, counters, Some(&mut *handles))
-            });
+            let direct =
+                p.sg.with_contiguous(p.sg_off, p.len, |dst| self.load(c, p.off, dst, counters));
             return match direct {
                 Some(r) => r,
                 None => {
                     let mut buf = vec![0u8; p.len];
-                    self.load(c, p.off, &mut buf, counters, Some(handles))?;
+                    self.load(c, p.off, &mut buf, counters)?;
                     p.sg.copy_in(p.sg_off, &buf);
                     Ok(())
                 }
@@ -267,7 +254,7 @@ impl ChunkIo {
             .min(clen);
         let version = self.marks.version(c);
         let mut buf = vec![0u8; end - start];
-        self.load(c, start, &mut buf, counters, Some(handles))?;
+        self.load(c, start, &mut buf, counters)?;
         p.sg.copy_in(p.sg_off, &buf[p.off - start..p.off - start + p.len]);
         cache.insert_span(c, start, buf, || self.marks.version(c) == version);
         Ok(())
@@ -305,7 +292,6 @@ impl ChunkIo {
         off: usize,
         len: usize,
         counters: &Counters,
-        handles: &mut HandleCache<'_>,
     ) -> Result<()> {
         let Some(cache) = &self.cache else {
             return Ok(());
@@ -322,7 +308,7 @@ impl ChunkIo {
         }
         let version = self.marks.version(c);
         let mut buf = vec![0u8; end - start];
-        self.load(c, start, &mut buf, counters, Some(handles))?;
+        self.load(c, start, &mut buf, counters)?;
         cache.insert_span(c, start, buf, || self.marks.version(c) == version);
         Counters::bump(&cache.readahead);
         Ok(())
@@ -364,7 +350,7 @@ impl ChunkIo {
                 state = if self.may_hold_data(c) {
                     Counters::bump(&counters.rmw);
                     let mut v = vec![0u8; clen];
-                    self.load(c, 0, &mut v, counters, None)?;
+                    self.load(c, 0, &mut v, counters)?;
                     State::Data(v)
                 } else {
                     State::Zero

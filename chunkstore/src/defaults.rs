@@ -11,8 +11,15 @@
 
 use std::time::Duration;
 
-/// Worker threads making blocking backend calls for one volume.
-pub const DEFAULT_WORKERS: usize = 8;
+/// Worker threads making blocking backend calls for one volume. Reads use
+/// all of them (a queue depth of 32 random reads is 32 positional reads in
+/// flight, as in the raw-Ozone ceiling of docs/performance.md); at most
+/// `MAX_PARALLEL_UPDATES` (8) of them update chunks at once.
+pub const DEFAULT_WORKERS: usize = 32;
+/// Chunk updates (read-modify-write or put of a whole chunk, or a delete)
+/// running at once, whatever the worker count: each holds up to a chunk of
+/// memory, so this bounds that memory at `MAX_PARALLEL_UPDATES x chunk size`.
+pub const MAX_PARALLEL_UPDATES: usize = 8;
 /// Most worker threads a volume may ask for.
 pub const MAX_WORKERS: usize = 256;
 /// How long a request whose backend calls fail transiently (a datanode or the

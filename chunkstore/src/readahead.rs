@@ -17,7 +17,6 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
 use crate::chunk_io::ChunkIo;
-use crate::handles::HandleCache;
 use crate::stats::Counters;
 
 /// How far ahead of a sequential reader the cache is filled; a new fetch
@@ -98,20 +97,13 @@ impl Readahead {
     pub(crate) fn run(&self, io: &ChunkIo, counters: &Counters) {
         let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(rx) = rx else { return };
-        let mut handles = HandleCache::new(&*io.backend);
         let cs = io.sb.chunk_size;
         while let Ok(Msg::Fetch { off, len }) = rx.recv() {
             let mut at = off;
             while at < off + len {
                 let c = at / cs;
                 let e = (off + len).min((c + 1) * cs);
-                let r = io.prefetch(
-                    c,
-                    (at - c * cs) as usize,
-                    (e - at) as usize,
-                    counters,
-                    &mut handles,
-                );
+                let r = io.prefetch(c, (at - c * cs) as usize, (e - at) as usize, counters);
                 if let Err(err) = r {
                     log::debug!("read-ahead of chunk {c} failed ({err}); the reader will fetch it");
                 }

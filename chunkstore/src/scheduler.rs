@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use ozbd_backend::BackendRef;
 
 use crate::chunk_io::{ChunkIo, Op, PieceRef};
+use crate::defaults::MAX_PARALLEL_UPDATES;
 use crate::error::{Error, Result};
-use crate::handles::HandleCache;
 use crate::readahead::Readahead;
 use crate::retry::{is_transient_error, pause_after, TimerQueue};
 use crate::sglist::SgList;
@@ -153,11 +153,49 @@ struct SchedState {
     /// Consecutive failed attempts per chunk (absent: none).
     failures: HashMap<u64, u32>,
     next_seq: u64,
+    /// Mutation batches running now (at most `MAX_PARALLEL_UPDATES`).
+    updating: usize,
     closing: bool,
     shutdown: bool,
 }
 
 impl SchedState {
+    /// The first listed chunk a worker may take now, unlisted: a read, or a
+    /// mutation while fewer than `max_updates` run. Entries no longer
+    /// runnable (parked or taken since listed) are dropped on the way;
+    /// mutations over the bound stay listed, in order.
+    fn next_ready(&mut self, max_updates: usize) -> Option<u64> {
+        let mut i = 0;
+        while i < self.ready.len() {
+            let c = self.ready[i];
+            let Some(cq) = self.queues.get_mut(&c) else {
+                self.ready.remove(i);
+                continue;
+            };
+            if !cq.runnable() {
+                cq.listed = false;
+                self.ready.remove(i);
+                continue;
+            }
+            let is_read = cq.q.front().is_some_and(|p| p.req.op == Op::Read);
+            if !is_read && self.updating >= max_updates {
+                i += 1;
+                continue;
+            }
+            cq.listed = false;
+            self.ready.remove(i);
+            return Some(c);
+        }
+        None
+    }
+
+    /// A mutation batch is over; returns whether a listed chunk may have
+    /// been waiting for its slot.
+    fn release_update(&mut self) -> bool {
+        self.updating = self.updating.saturating_sub(1);
+        !self.ready.is_empty()
+    }
+
     /// After a change to chunk `c`: list it in `ready` if a worker may take
     /// it and it is not listed; forget it when nothing is left. Returns
     /// whether it was listed (wake a worker).
@@ -232,6 +270,7 @@ impl Engine {
 
     pub(crate) fn stats(&self) -> Stats {
         let mut s = self.counters.snapshot(self.io.allocated_count());
+        s.handles_opened = self.io.handles.opened();
         if let Some(cache) = &self.io.cache {
             s.cache = cache.stats();
         }
@@ -531,11 +570,9 @@ impl Engine {
     }
 
     /// Run one batch (a read, or consecutive mutations of one chunk), once.
-    fn run_batch(&self, chunk: u64, batch: &[Piece], handles: &mut HandleCache<'_>) -> Result<()> {
+    fn run_batch(&self, chunk: u64, batch: &[Piece]) -> Result<()> {
         match batch.first() {
-            Some(p) if p.req.op == Op::Read => {
-                self.io.read(chunk, &p.as_ref(), &self.counters, handles)
-            }
+            Some(p) if p.req.op == Op::Read => self.io.read(chunk, &p.as_ref(), &self.counters),
             Some(_) => {
                 let refs: Vec<PieceRef<'_>> = batch.iter().map(Piece::as_ref).collect();
                 self.io.mutate(chunk, &refs, &self.counters)
@@ -546,23 +583,20 @@ impl Engine {
 
     /// The body of each worker thread.
     pub(crate) fn worker_loop(&self) {
-        // This worker's open read handles; closed when it exits.
-        let mut handles = HandleCache::new(&*self.io.backend);
         loop {
             let mut st = lock(&self.sched);
             let (chunk, batch, woke) = loop {
-                if let Some(c) = st.ready.pop_front() {
+                if let Some(c) = st.next_ready(MAX_PARALLEL_UPDATES) {
                     let Some(cq) = st.queues.get_mut(&c) else {
                         continue;
                     };
-                    cq.listed = false;
-                    if !cq.runnable() {
-                        continue; // parked or taken over since it was listed
-                    }
                     let batch = take_batch(&mut cq.q);
                     match batch.first() {
                         Some(p) if p.req.op == Op::Read => cq.reads += 1,
-                        _ => cq.writing = true,
+                        _ => {
+                            cq.writing = true;
+                            st.updating += 1;
+                        }
                     }
                     // The next read of the chunk may start on another worker.
                     let woke = st.poke(c);
@@ -580,7 +614,7 @@ impl Engine {
             let was_read = batch.first().is_some_and(|p| p.req.op == Op::Read);
 
             let result =
-                catch_unwind(AssertUnwindSafe(|| self.run_batch(chunk, &batch, &mut handles)))
+                catch_unwind(AssertUnwindSafe(|| self.run_batch(chunk, &batch)))
                 .unwrap_or_else(|p| {
                     Counters::bump(&self.counters.panics);
                     let msg = panic_text(p.as_ref());
@@ -613,8 +647,10 @@ impl Engine {
                 cq.release(was_read);
                 true
             }) && st.poke(chunk);
+            // A chunk update slot came free: a chunk waiting for one may run.
+            let slot_freed = !was_read && st.release_update();
             drop(st);
-            if woke {
+            if woke || slot_freed {
                 self.work.notify_one();
             }
         }
@@ -636,8 +672,10 @@ impl Engine {
             batch.into_iter().partition(|p| p.req.deadline > retry_at);
         let parked = !keep.is_empty();
         let cq = st.queues.entry(chunk).or_default();
-        cq.release(was_read);
         if parked {
+            // (When not parked, the worker releases the batch as for any
+            // other outcome.)
+            cq.release(was_read);
             // Back at the front: still before every piece submitted after them.
             for p in keep.into_iter().rev() {
                 cq.q.push_front(p);
@@ -648,9 +686,10 @@ impl Engine {
         } else {
             st.failures.remove(&chunk);
         }
+        let slot_freed = parked && !was_read && st.release_update();
         let woke = st.poke(chunk);
         drop(st);
-        if woke {
+        if woke || slot_freed {
             self.work.notify_one();
         }
         if failures == 1 && parked {

@@ -95,6 +95,9 @@ pub struct Stats {
     pub errors: u64,
     /// Backend reads of chunk files (reads and read-modify-write loads).
     pub chunk_reads: u64,
+    /// Chunk files opened for reading: the rest of `chunk_reads` went through
+    /// an open handle kept from an earlier read.
+    pub handles_opened: u64,
     /// Chunk files written (each one atomic).
     pub chunk_puts: u64,
     /// Chunk files deleted (unmap, write-zeroes, all-zero chunks).
@@ -136,6 +139,7 @@ impl Counters {
             bytes_written: ld(&self.bytes_written),
             errors: ld(&self.errors),
             chunk_reads: ld(&self.chunk_reads),
+            handles_opened: 0,
             chunk_puts: ld(&self.chunk_puts),
             chunk_deletes: ld(&self.chunk_deletes),
             rmw: ld(&self.rmw),

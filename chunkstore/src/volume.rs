@@ -647,9 +647,14 @@ impl Volume {
     /// Whether chunk `idx` may hold data (false: it reads as zeros): stored,
     /// or journaled and not yet destaged. Never blocks for I/O.
     pub fn chunk_may_hold_data(&self, idx: u64) -> bool {
-        idx < self.superblock().chunk_count()
-            && (self.engine.io.may_hold_data(idx)
-                || self.journal.as_ref().is_some_and(|j| j.holds_chunk(idx)))
+        if idx >= self.superblock().chunk_count() {
+            return false;
+        }
+        let len = self.superblock().chunk_len(idx);
+        match self.journal.as_ref().and_then(|j| j.chunk_data(idx, len)) {
+            Some(journaled) => journaled,
+            None => self.engine.io.may_hold_data(idx),
+        }
     }
 
     /// Chunks waiting for a retry of a transiently failed operation.

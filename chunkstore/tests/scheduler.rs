@@ -764,3 +764,40 @@ fn a_read_ahead_overtaken_by_a_write_does_not_cache_the_old_data() {
     assert_eq!(buf, vec![2u8; 4096], "stale read-ahead data was cached");
     vol.close();
 }
+
+#[test]
+fn at_most_eight_chunk_updates_run_at_once_and_reads_pass_them() {
+    let be = Scripted::new();
+    let o = OpenOptions {
+        cache_mb: 0,
+        journal: ozbd_chunkstore::JournalMode::None,
+        ..opts(16, Duration::ZERO)
+    };
+    let vol = create(&be, 14, o);
+    vol.write(13 * CS, &[9u8; CS as usize]).unwrap();
+    let _heal = OpenOnDrop(be.clone());
+    be.close_gate();
+    be.rule(Kind::Put, "", Action::Block, None);
+    let writes: Vec<_> = (0..12)
+        .map(|c| write_async(&vol, c * CS, leak(vec![c as u8 + 1; CS as usize])))
+        .collect();
+    be.wait_blocked(ozbd_chunkstore::defaults::MAX_PARALLEL_UPDATES);
+    // Reads of another chunk run on the free workers meanwhile.
+    let read = read_async(&vol, 13 * CS, BS as usize);
+    assert_eq!(recv_read(&read), vec![9u8; BS as usize]);
+    assert_eq!(
+        be.blocked.load(Ordering::SeqCst),
+        ozbd_chunkstore::defaults::MAX_PARALLEL_UPDATES,
+        "16 workers, 12 chunk updates queued: only the bound runs at once"
+    );
+    be.open_gate();
+    for w in &writes {
+        w.recv().unwrap().unwrap();
+    }
+    for c in 0..12u64 {
+        let mut b = vec![0u8; BS as usize];
+        vol.read(c * CS, &mut b).unwrap();
+        assert_eq!(b, vec![c as u8 + 1; BS as usize]);
+    }
+    vol.close();
+}

@@ -101,6 +101,7 @@ mod error;
 mod jni;
 mod jvm;
 mod layout;
+mod pread;
 mod reader;
 mod stream;
 

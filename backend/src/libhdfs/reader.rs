@@ -2,8 +2,9 @@
 //! Positional reads of an open libhdfs file, and the `ReadHandle` that keeps
 //! one open for many reads (`Backend::open_read`).
 //!
-//! Owns: the `hdfsPread` loop (pieces of at most `READ_PIECE`, EINTR retried
-//! a few times, short only at end of file) and `Reader`, an open input stream
+//! Owns: the positional read loop (pieces of at most `READ_PIECE`, each by
+//! `pread::pread` and, when that declines, by `hdfsPread`; EINTR retried a
+//! few times, short only at end of file) and `Reader`, an open input stream
 //! with its path, closed on drop.
 //! Must never: let two threads use one `hdfsFile` at once (Ozone's positional
 //! read seeks and seeks back without a lock: `Reader` is `!Sync` and every
@@ -15,6 +16,7 @@ use std::os::raw::c_void;
 use hdfs_sys as ffi;
 
 use super::error::Snap;
+use super::pread;
 use super::stream::ReadFile;
 use super::{c_path, LibhdfsBackend};
 use crate::{BackendError, ReadHandle, Result};
@@ -28,6 +30,11 @@ pub(super) struct Reader<'a> {
     be: &'a LibhdfsBackend,
     path: String,
 }
+
+// SAFETY: `file` is a JNI global reference (libhdfs makes one per open file)
+// and `be` is Sync; libhdfs attaches whichever thread calls it. `Reader` is
+// still !Sync and every read takes `&mut self`, so one thread at a time.
+unsafe impl Send for Reader<'_> {}
 
 impl ReadHandle for Reader<'_> {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize> {
@@ -62,6 +69,16 @@ impl LibhdfsBackend {
                 .filter(|p| *p <= i64::MAX as u64)
                 .ok_or_else(|| BackendError::io("read", path, libc::EINVAL, "offset too large"))?;
             let want = (buf.len() - done).min(READ_PIECE);
+            // SAFETY: as for hdfsPread below.
+            match unsafe { pread::pread(f.file, pos as i64, &mut buf[done..done + want]) } {
+                Some(0) => break, // end of file
+                Some(n) => {
+                    done += n;
+                    empty_reads = 0;
+                    continue;
+                }
+                None => {} // hdfsPread repeats it, and reports any error
+            }
             let snap = Snap::take();
             // SAFETY: open input stream used by this thread only (`ReadFile`
             // of one call, or a `Reader` borrowed mutably); the destination

@@ -250,10 +250,21 @@ impl DirtyMap {
         }
     }
 
-    /// Whether any extent lies in chunk `c` (extents never cross chunks).
-    pub(crate) fn touches(&self, c: u64) -> bool {
+    /// What the map says of chunk `c` (`len` bytes long): Some(true) when
+    /// journaled data lies in it, Some(false) when it is journaled as zeros
+    /// from end to end, None when the chunk file decides.
+    pub(crate) fn chunk_data(&self, c: u64, len: u64) -> Option<bool> {
         let s = c * self.chunk_size;
-        self.map.range(s..s + self.chunk_size).next().is_some()
+        let mut covered = s;
+        for (&k, x) in self.map.range(s..s + len) {
+            if matches!(x.src, Src::Data(..)) {
+                return Some(true);
+            }
+            if k == covered {
+                covered = x.end;
+            }
+        }
+        (covered >= s + len).then_some(false)
     }
 
     /// Dirty bytes per chunk, for choosing what to destage.
@@ -294,6 +305,22 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn chunk_data_tells_data_from_zeros_end_to_end() {
+        let gauge = Arc::new(AtomicU64::new(0));
+        let mut m = DirtyMap::new(CS);
+        assert_eq!(m.chunk_data(0, CS), None, "nothing journaled");
+        m.insert(0, 100, 1, Src::Zero);
+        assert_eq!(m.chunk_data(0, CS), None, "zeros over part of it");
+        m.insert(100, CS, 2, Src::Zero);
+        assert_eq!(m.chunk_data(0, CS), Some(false), "zeros end to end");
+        m.insert(10, 20, 3, Src::Data(Payload::new(vec![1; 10], &gauge), 0));
+        assert_eq!(m.chunk_data(0, CS), Some(true));
+        m.insert(CS, CS + 8, 4, Src::Zero);
+        assert_eq!(m.chunk_data(1, 8), Some(false), "a short last chunk");
+        assert_eq!(m.chunk_data(1, CS), None);
     }
 
     proptest! {

@@ -230,9 +230,11 @@ impl Journal {
         &self.engine.counters
     }
 
-    /// Whether journaled, not yet destaged data lies in chunk `c`.
-    pub(crate) fn holds_chunk(&self, c: u64) -> bool {
-        lock(&self.st).map.touches(c)
+    /// See `DirtyMap::chunk_data`: whether chunk `c` (`len` bytes) holds
+    /// journaled data (Some(true)), is journaled as all zeros (Some(false)),
+    /// or neither (None).
+    pub(crate) fn chunk_data(&self, c: u64, len: u64) -> Option<bool> {
+        lock(&self.st).map.chunk_data(c, len)
     }
 
     /// The chunks journaled, not yet destaged data lies in.
