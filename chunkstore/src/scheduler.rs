@@ -392,10 +392,7 @@ impl Engine {
             drop(st);
             Counters::bump(&self.counters.busy);
             return Err(Rejected {
-                error: Error::Busy(format!(
-                    "{} requests or {} bytes in flight: try again after a completion",
-                    self.limits.max_requests, self.limits.max_bytes
-                )),
+                error: self.busy_error(),
                 sg,
                 done,
             });
@@ -498,6 +495,42 @@ impl Engine {
         st.admitted == 0
             || (st.admitted < self.limits.max_requests
                 && st.inflight_bytes + cost <= self.limits.max_bytes)
+    }
+
+    /// Count a request the journal serves outside the queues against the
+    /// in-flight bounds, as `try_submit` would: its cost, or None (and a
+    /// `busy` count) when there is no room. Pair with `release_admitted`,
+    /// just before the request's completion runs.
+    pub(crate) fn try_admit(&self, op: Op, offset: u64, len: u64) -> Option<u64> {
+        let cost = self.cost(op, offset, len);
+        let mut st = lock(&self.sched);
+        if !self.has_room(&st, cost) {
+            drop(st);
+            Counters::bump(&self.counters.busy);
+            return None;
+        }
+        st.admitted += 1;
+        st.inflight_bytes += cost;
+        self.publish_inflight(&st);
+        Some(cost)
+    }
+
+    /// A request counted by `try_admit` is about to complete.
+    pub(crate) fn release_admitted(&self, cost: u64) {
+        let mut st = lock(&self.sched);
+        st.admitted = st.admitted.saturating_sub(1);
+        st.inflight_bytes = st.inflight_bytes.saturating_sub(cost);
+        self.publish_inflight(&st);
+        drop(st);
+        self.idle.notify_all();
+    }
+
+    /// The refusal `try_submit` gives when the in-flight bounds are reached.
+    pub(crate) fn busy_error(&self) -> Error {
+        Error::Busy(format!(
+            "{} requests or {} bytes in flight: try again after a completion",
+            self.limits.max_requests, self.limits.max_bytes
+        ))
     }
 
     /// Block until a request like this one would be admitted (or the volume

@@ -481,3 +481,123 @@ fn a_format_1_volume_is_upgraded_when_opened_with_the_journal() {
     let e = Volume::open(mem.clone(), &uri(), &opts(16)).unwrap_err();
     assert!(e.to_string().contains("newer bdev_ozone"), "{e}");
 }
+
+/// A memory backend whose hsyncs wait while the gate is closed.
+#[derive(Debug)]
+struct GatedHsync {
+    mem: MemoryBackend,
+    closed: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+struct GatedFile<'a> {
+    inner: Box<dyn AppendFile + 'a>,
+    closed: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl AppendFile for GatedFile<'_> {
+    fn append(&mut self, d: &[u8]) -> ozbd_backend::Result<()> {
+        self.inner.append(d)
+    }
+    fn hsync(&mut self) -> ozbd_backend::Result<()> {
+        let (m, cv) = &*self.closed;
+        let _open = cv.wait_while(m.lock().unwrap(), |closed| *closed).unwrap();
+        self.inner.hsync()
+    }
+    fn close(self: Box<Self>) -> ozbd_backend::Result<()> {
+        self.inner.close()
+    }
+}
+
+impl Backend for GatedHsync {
+    fn read_at(&self, p: &str, o: u64, b: &mut [u8]) -> ozbd_backend::Result<usize> {
+        self.mem.read_at(p, o, b)
+    }
+    fn put(&self, p: &str, d: &[u8]) -> ozbd_backend::Result<()> {
+        self.mem.put(p, d)
+    }
+    fn delete(&self, p: &str, r: bool) -> ozbd_backend::Result<bool> {
+        self.mem.delete(p, r)
+    }
+    fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
+        self.mem.mkdirs(p)
+    }
+    fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
+        self.mem.stat(p)
+    }
+    fn list(&self, p: &str) -> ozbd_backend::Result<Vec<FileInfo>> {
+        self.mem.list(p)
+    }
+    fn describe(&self) -> String {
+        "gated-hsync".into()
+    }
+    fn create_append(&self, p: &str) -> ozbd_backend::Result<Box<dyn AppendFile + '_>> {
+        Ok(Box::new(GatedFile {
+            inner: self.mem.create_append(p)?,
+            closed: self.closed.clone(),
+        }))
+    }
+}
+
+/// The volume's in-flight bounds hold for journaled writes: with room for one
+/// request, a second write while the first waits for its hsync is refused
+/// with Busy (EAGAIN), and goes in once the first completes.
+#[test]
+fn journaled_writes_count_against_the_in_flight_bound() {
+    let closed = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let be = Arc::new(GatedHsync {
+        mem: MemoryBackend::new(),
+        closed: closed.clone(),
+    });
+    let o = OpenOptions {
+        max_inflight_requests: 1,
+        ..opts(16)
+    };
+    let vol = create(be, 64 * CS, &o);
+    assert_eq!(vol.settings().journal, JournalMode::Ozone);
+    /// Opens the gate when dropped: a failed assertion must not leave the
+    /// volume's close waiting for a gated hsync.
+    struct OpenGate(Arc<(Mutex<bool>, std::sync::Condvar)>);
+    impl Drop for OpenGate {
+        fn drop(&mut self) {
+            *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = false;
+            self.0 .1.notify_all();
+        }
+    }
+    let gate = OpenGate(closed.clone());
+    *closed.0.lock().unwrap() = true;
+    let submit = |off: u64, data: &'static [u8]| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // SAFETY: `data` is 'static.
+        let sg = unsafe { ozbd_chunkstore::SgList::from_const_slice(data) };
+        let r = unsafe {
+            vol.try_submit(
+                ozbd_chunkstore::Op::Write,
+                off,
+                data.len() as u64,
+                sg,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            )
+        };
+        (r.map_err(|rej| rej.error), rx)
+    };
+    let a: &'static [u8] = Box::leak(block(1).into_boxed_slice());
+    let b: &'static [u8] = Box::leak(block(2).into_boxed_slice());
+    let (ra, done_a) = submit(0, a);
+    assert!(ra.is_ok(), "the first write is admitted");
+    let (rb, _) = submit(BS, b);
+    assert!(
+        matches!(rb, Err(ozbd_chunkstore::Error::Busy(_))),
+        "a second write while the first is in flight: {rb:?}"
+    );
+    assert!(vol.stats().busy >= 1);
+    drop(gate);
+    done_a.recv().unwrap().unwrap();
+    vol.write(BS, b).unwrap();
+    let mut got = vec![0u8; 2 * BS as usize];
+    vol.read(0, &mut got).unwrap();
+    assert_eq!(&got[..BS as usize], a);
+    assert_eq!(&got[BS as usize..], b);
+    vol.close();
+}

@@ -39,7 +39,7 @@ fn a_rewritten_chunk_is_read_back_new_through_a_cached_handle() {
     let mut co = CreateOptions::new(8 * CS);
     co.chunk_size = CS;
     for cache_mb in [0, 16] {
-        // One worker, so every read of chunk 0 goes through the same handle cache.
+        // One worker, so reads of chunk 0 never need two handles at once.
         let o = OpenOptions {
             workers: 1,
             cache_mb,
@@ -55,8 +55,14 @@ fn a_rewritten_chunk_is_read_back_new_through_a_cached_handle() {
                 vec![round; 4096],
                 "cache_mb {cache_mb}: whole-chunk rewrite {round}"
             );
+            let opened = vol.stats().handles_opened;
             vol.read(CS / 2, &mut buf).unwrap();
             assert_eq!(buf, vec![round; 4096], "cache_mb {cache_mb}: round {round}");
+            assert_eq!(
+                vol.stats().handles_opened,
+                opened,
+                "cache_mb {cache_mb}: the second read of an unchanged chunk reuses the open handle"
+            );
         }
         // A partial rewrite (read-modify-write) of the open chunk.
         vol.write(CS / 2, &[9u8; 4096]).unwrap();

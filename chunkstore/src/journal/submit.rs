@@ -66,6 +66,44 @@ impl Journal {
             complete(done, Ok(()), self.counters());
             return Ok(());
         }
+        // The volume's in-flight bounds hold for journaled writes too.
+        let Some(cost) = self.engine.try_admit(op, offset, len) else {
+            return Err(Rejected {
+                error: self.engine.busy_error(),
+                sg,
+                done,
+            });
+        };
+        let slot = Arc::new(Mutex::new(Some(done)));
+        let back = slot.clone();
+        let engine = self.engine.clone();
+        let wrapped: Completion = Box::new(move |r| {
+            engine.release_admitted(cost);
+            if let Some(d) = lock(&slot).take() {
+                d(r);
+            }
+        });
+        self.route_mutation(op, offset, len, sg, wrapped)
+            .map_err(|r| {
+                self.engine.release_admitted(cost);
+                Rejected {
+                    error: r.error,
+                    sg: r.sg,
+                    done: take_back(&back),
+                }
+            })
+    }
+
+    /// Journal a write, write-zeroes or unmap, or send it straight to its
+    /// chunks (see `try_submit`).
+    fn route_mutation(
+        self: &Arc<Self>,
+        op: Op,
+        offset: u64,
+        len: u64,
+        sg: SgList,
+        done: Completion,
+    ) -> std::result::Result<(), Rejected> {
         if len > self.max_record {
             return self.direct(op, offset, len, sg, done);
         }
