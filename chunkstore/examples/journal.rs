@@ -18,12 +18,14 @@
 //!     replay ofs://$OZONE_OM_ADDRESS/vol1/bench/j1
 //! ```
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::parse_size;
+
 use ozbd_chunkstore::{
-    connect, ConnectOptions, CreateOptions, Error, JournalMode, Op, OpenOptions, Result, SgList,
-    Volume, VolumeUri,
+    connect, ConnectOptions, CreateOptions, Error, JournalMode, Op, OpenOptions, Result, Volume,
+    VolumeUri,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -36,16 +38,6 @@ struct Args {
     secs: u64,
     streams: usize,
     journal_mb: u64,
-}
-
-fn parse_size(s: &str) -> Option<u64> {
-    let (n, m) = match s.as_bytes().last()? {
-        b'K' | b'k' => (&s[..s.len() - 1], 1 << 10),
-        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
-        b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    n.parse::<u64>().ok()?.checked_mul(m)
 }
 
 fn args() -> std::result::Result<Args, String> {
@@ -88,45 +80,10 @@ fn options(a: &Args) -> OpenOptions {
 fn write(a: &Args, vol: &Volume) -> Result<f64> {
     let blocks = a.size / 4096;
     let mut rng = SmallRng::seed_from_u64(7);
-    let mut bufs: Vec<Box<[u8]>> = (0..a.qd).map(|_| vec![0u8; 4096].into()).collect();
-    let (tx, rx) = mpsc::channel::<(usize, Result<()>)>();
-    let start = Instant::now();
-    let end = start + Duration::from_secs(a.secs);
-    let mut done = 0u64;
-    let mut inflight = 0;
-    let mut submit = |slot: usize, bufs: &mut [Box<[u8]>], n: u64| {
-        let off = rng.gen_range(0..blocks) * 4096;
-        bufs[slot].fill((n % 251) as u8 + 1);
-        let tx = tx.clone();
-        // SAFETY: the slot's buffer is not touched until its completion arrives.
-        let sg = unsafe { SgList::from_slice(&mut bufs[slot]) };
-        unsafe {
-            vol.submit(
-                Op::Write,
-                off,
-                4096,
-                sg,
-                Box::new(move |r| {
-                    let _ = tx.send((slot, r));
-                }),
-            )
-        };
-    };
-    for slot in 0..a.qd {
-        submit(slot, &mut bufs, slot as u64);
-        inflight += 1;
-    }
-    while inflight > 0 {
-        let (slot, r) = rx.recv().map_err(|_| Error::Closed)?;
-        inflight -= 1;
-        r?;
-        done += 1;
-        if Instant::now() < end {
-            submit(slot, &mut bufs, done);
-            inflight += 1;
-        }
-    }
-    Ok(done as f64 / start.elapsed().as_secs_f64())
+    common::at_queue_depth(vol, Op::Write, 4096, a.qd, a.secs, |buf, n| {
+        buf.fill((n % 251) as u8 + 1);
+        rng.gen_range(0..blocks) * 4096
+    })
 }
 
 fn run(a: &Args) -> Result<()> {
@@ -178,15 +135,5 @@ fn run(a: &Args) -> Result<()> {
 }
 
 fn main() {
-    let a = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = run(&a) {
-        eprintln!("journal: {e}");
-        std::process::exit(1);
-    }
+    common::main_with("journal", args, run);
 }

@@ -15,12 +15,13 @@
 //!     ofs://$OZONE_OM_ADDRESS/vol1/bench/randread --size 128M --qd 32 --secs 20
 //! ```
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::parse_size;
+
 use ozbd_chunkstore::{
-    connect, ConnectOptions, CreateOptions, Error, Op, OpenOptions, Result, SgList, Volume,
-    VolumeUri,
+    connect, ConnectOptions, CreateOptions, Error, Op, OpenOptions, Result, Volume, VolumeUri,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -35,16 +36,6 @@ struct Args {
     workers: usize,
     reuse: bool,
     phases: String,
-}
-
-fn parse_size(s: &str) -> Option<u64> {
-    let (n, mul) = match s.chars().last()? {
-        'K' | 'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'M' | 'm' => (&s[..s.len() - 1], 1 << 20),
-        'G' | 'g' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    n.parse::<u64>().ok().map(|n| n * mul)
 }
 
 fn args() -> std::result::Result<Args, String> {
@@ -85,46 +76,9 @@ fn args() -> std::result::Result<Args, String> {
 fn random_reads(vol: &Volume, a: &Args, seed: u64) -> Result<f64> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let blocks = a.size / a.bs as u64;
-    let mut bufs: Vec<Box<[u8]>> = (0..a.qd)
-        .map(|_| vec![0u8; a.bs].into_boxed_slice())
-        .collect();
-    let (tx, rx) = mpsc::channel::<(usize, Result<()>)>();
-    let start = Instant::now();
-    let end = start + Duration::from_secs(a.secs);
-    let mut done = 0u64;
-    let mut inflight = 0;
-    let mut submit = |slot: usize, bufs: &mut [Box<[u8]>]| {
-        let off = rng.gen_range(0..blocks) * a.bs as u64;
-        let tx = tx.clone();
-        // SAFETY: the slot's buffer is not touched until its completion arrives.
-        let sg = unsafe { SgList::from_slice(&mut bufs[slot]) };
-        unsafe {
-            vol.submit(
-                Op::Read,
-                off,
-                a.bs as u64,
-                sg,
-                Box::new(move |r| {
-                    let _ = tx.send((slot, r));
-                }),
-            )
-        };
-    };
-    for slot in 0..a.qd {
-        submit(slot, &mut bufs);
-        inflight += 1;
-    }
-    while inflight > 0 {
-        let (slot, r) = rx.recv().map_err(|_| Error::Closed)?;
-        inflight -= 1;
-        r?;
-        done += 1;
-        if Instant::now() < end {
-            submit(slot, &mut bufs);
-            inflight += 1;
-        }
-    }
-    Ok(done as f64 / start.elapsed().as_secs_f64())
+    common::at_queue_depth(vol, Op::Read, a.bs, a.qd, a.secs, |_, _| {
+        rng.gen_range(0..blocks) * a.bs as u64
+    })
 }
 
 /// Read the whole region sequentially, 1 MiB at a time.
@@ -227,15 +181,5 @@ fn run(a: &Args) -> Result<()> {
 }
 
 fn main() {
-    let a = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("randread: {e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = run(&a) {
-        eprintln!("randread: {e}");
-        std::process::exit(1);
-    }
+    common::main_with("randread", args, run);
 }
