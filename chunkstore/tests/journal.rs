@@ -286,35 +286,55 @@ fn journal_info_says_what_a_replay_would_do() {
     assert_eq!(info.chunks, 1, "{info:?}");
 }
 
-/// A backend whose puts are slow, so the destager falls behind the writers.
-#[derive(Debug)]
-struct SlowPuts(MemoryBackend, Duration);
+/// A memory backend with the hooks these tests need: slow puts (the destager
+/// falls behind the writers), appends that never reach the store (a bucket
+/// without a real hsync), and hsyncs that wait while a gate is closed.
+#[derive(Debug, Default)]
+struct Hooked {
+    mem: MemoryBackend,
+    put_delay: Duration,
+    fake_hsync: bool,
+    gate: Option<Gate>,
+}
 
-impl Backend for SlowPuts {
+type Gate = Arc<(Mutex<bool>, std::sync::Condvar)>;
+
+impl Backend for Hooked {
     fn read_at(&self, p: &str, o: u64, b: &mut [u8]) -> ozbd_backend::Result<usize> {
-        self.0.read_at(p, o, b)
+        self.mem.read_at(p, o, b)
     }
     fn put(&self, p: &str, d: &[u8]) -> ozbd_backend::Result<()> {
-        std::thread::sleep(self.1);
-        self.0.put(p, d)
+        std::thread::sleep(self.put_delay);
+        self.mem.put(p, d)
     }
     fn delete(&self, p: &str, r: bool) -> ozbd_backend::Result<bool> {
-        self.0.delete(p, r)
+        self.mem.delete(p, r)
     }
     fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
-        self.0.mkdirs(p)
+        self.mem.mkdirs(p)
     }
     fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
-        self.0.stat(p)
+        self.mem.stat(p)
     }
     fn list(&self, p: &str) -> ozbd_backend::Result<Vec<FileInfo>> {
-        self.0.list(p)
+        self.mem.list(p)
     }
     fn describe(&self) -> String {
-        "slow-puts".into()
+        "hooked".into()
     }
     fn create_append(&self, p: &str) -> ozbd_backend::Result<Box<dyn AppendFile + '_>> {
-        self.0.create_append(p)
+        if self.fake_hsync {
+            self.mem.put(p, &[])?;
+            return Ok(Box::new(Unsynced));
+        }
+        let inner = self.mem.create_append(p)?;
+        Ok(match &self.gate {
+            Some(g) => Box::new(GatedFile {
+                inner,
+                closed: g.clone(),
+            }),
+            None => inner,
+        })
     }
 }
 
@@ -322,7 +342,10 @@ impl Backend for SlowPuts {
 /// memory stays within journal_mb.
 #[test]
 fn backpressure_slows_writers_and_bounds_memory() {
-    let be = Arc::new(SlowPuts(MemoryBackend::new(), Duration::from_millis(20)));
+    let be = Arc::new(Hooked {
+        put_delay: Duration::from_millis(20),
+        ..Hooked::default()
+    });
     let size = 256 * CS; // 64 MiB
     let vol = Arc::new(create(be.clone(), size, &opts(16)));
     let peak = Arc::new(AtomicU64::new(0));
@@ -371,11 +394,8 @@ fn backpressure_slows_writers_and_bounds_memory() {
     );
 }
 
-/// A backend whose hsync returns Ok but publishes nothing (Ozone without its
-/// hsync keys): the journal must notice and fall back, saying so.
-#[derive(Debug)]
-struct FakeHsync(MemoryBackend);
-
+/// An append file whose data never reaches the store: what a bucket without a
+/// real hsync gives (the journal must notice and fall back, saying so).
 struct Unsynced;
 
 impl AppendFile for Unsynced {
@@ -390,38 +410,13 @@ impl AppendFile for Unsynced {
     }
 }
 
-impl Backend for FakeHsync {
-    fn read_at(&self, p: &str, o: u64, b: &mut [u8]) -> ozbd_backend::Result<usize> {
-        self.0.read_at(p, o, b)
-    }
-    fn put(&self, p: &str, d: &[u8]) -> ozbd_backend::Result<()> {
-        self.0.put(p, d)
-    }
-    fn delete(&self, p: &str, r: bool) -> ozbd_backend::Result<bool> {
-        self.0.delete(p, r)
-    }
-    fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
-        self.0.mkdirs(p)
-    }
-    fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
-        self.0.stat(p)
-    }
-    fn list(&self, p: &str) -> ozbd_backend::Result<Vec<FileInfo>> {
-        self.0.list(p)
-    }
-    fn describe(&self) -> String {
-        "fake-hsync".into()
-    }
-    fn create_append(&self, p: &str) -> ozbd_backend::Result<Box<dyn AppendFile + '_>> {
-        self.0.put(p, &[])?;
-        Ok(Box::new(Unsynced))
-    }
-}
-
 #[test]
 fn no_real_hsync_falls_back_to_no_journal_with_a_note() {
     {
-        let be = Arc::new(FakeHsync(MemoryBackend::new())) as BackendRef;
+        let be = Arc::new(Hooked {
+            fake_hsync: true,
+            ..Hooked::default()
+        }) as BackendRef;
         let vol = create(be.clone(), 4 * CS, &opts(16));
         let s = vol.settings();
         assert_eq!(s.journal, JournalMode::None, "{s:?}");
@@ -482,16 +477,10 @@ fn a_format_1_volume_is_upgraded_when_opened_with_the_journal() {
     assert!(e.to_string().contains("newer bdev_ozone"), "{e}");
 }
 
-/// A memory backend whose hsyncs wait while the gate is closed.
-#[derive(Debug)]
-struct GatedHsync {
-    mem: MemoryBackend,
-    closed: Arc<(Mutex<bool>, std::sync::Condvar)>,
-}
-
+/// An append file whose hsyncs wait while the gate is closed.
 struct GatedFile<'a> {
     inner: Box<dyn AppendFile + 'a>,
-    closed: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    closed: Gate,
 }
 
 impl AppendFile for GatedFile<'_> {
@@ -508,45 +497,15 @@ impl AppendFile for GatedFile<'_> {
     }
 }
 
-impl Backend for GatedHsync {
-    fn read_at(&self, p: &str, o: u64, b: &mut [u8]) -> ozbd_backend::Result<usize> {
-        self.mem.read_at(p, o, b)
-    }
-    fn put(&self, p: &str, d: &[u8]) -> ozbd_backend::Result<()> {
-        self.mem.put(p, d)
-    }
-    fn delete(&self, p: &str, r: bool) -> ozbd_backend::Result<bool> {
-        self.mem.delete(p, r)
-    }
-    fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
-        self.mem.mkdirs(p)
-    }
-    fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
-        self.mem.stat(p)
-    }
-    fn list(&self, p: &str) -> ozbd_backend::Result<Vec<FileInfo>> {
-        self.mem.list(p)
-    }
-    fn describe(&self) -> String {
-        "gated-hsync".into()
-    }
-    fn create_append(&self, p: &str) -> ozbd_backend::Result<Box<dyn AppendFile + '_>> {
-        Ok(Box::new(GatedFile {
-            inner: self.mem.create_append(p)?,
-            closed: self.closed.clone(),
-        }))
-    }
-}
-
 /// The volume's in-flight bounds hold for journaled writes: with room for one
 /// request, a second write while the first waits for its hsync is refused
 /// with Busy (EAGAIN), and goes in once the first completes.
 #[test]
 fn journaled_writes_count_against_the_in_flight_bound() {
     let closed = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-    let be = Arc::new(GatedHsync {
-        mem: MemoryBackend::new(),
-        closed: closed.clone(),
+    let be = Arc::new(Hooked {
+        gate: Some(closed.clone()),
+        ..Hooked::default()
     });
     let o = OpenOptions {
         max_inflight_requests: 1,
