@@ -10,6 +10,9 @@
 
 #![cfg(feature = "libhdfs")]
 
+mod common;
+use common::om_address;
+
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -24,20 +27,6 @@ fn env_usize(k: &str, d: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(d)
-}
-
-pub fn om_address() -> Option<String> {
-    match std::env::var("OZONE_OM_ADDRESS") {
-        Ok(a) if !a.is_empty() => Some(a),
-        _ => {
-            assert!(
-                std::env::var("OZBD_REQUIRE_OZONE").as_deref() != Ok("1"),
-                "OZBD_REQUIRE_OZONE=1 but OZONE_OM_ADDRESS is not set: run eval \"$(scripts/ozone-local env)\""
-            );
-            eprintln!("SKIPPED: no Ozone cluster (OZONE_OM_ADDRESS unset); run scripts/ozone-local start and eval \"$(scripts/ozone-local env)\"");
-            None
-        }
-    }
 }
 
 fn pattern(off: u64, len: usize, seed: u64) -> Vec<u8> {

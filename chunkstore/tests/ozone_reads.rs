@@ -9,21 +9,10 @@
 
 #![cfg(feature = "libhdfs")]
 
-use ozbd_chunkstore::{connect, ConnectOptions, CreateOptions, OpenOptions, Volume, VolumeUri};
+mod common;
+use common::om_address;
 
-fn om_address() -> Option<String> {
-    match std::env::var("OZONE_OM_ADDRESS") {
-        Ok(a) if !a.is_empty() => Some(a),
-        _ => {
-            assert!(
-                std::env::var("OZBD_REQUIRE_OZONE").as_deref() != Ok("1"),
-                "OZBD_REQUIRE_OZONE=1 but OZONE_OM_ADDRESS is not set: run eval \"$(scripts/ozone-local env)\""
-            );
-            eprintln!("SKIPPED: no Ozone cluster (OZONE_OM_ADDRESS unset); run scripts/ozone-local start and eval \"$(scripts/ozone-local env)\"");
-            None
-        }
-    }
-}
+use ozbd_chunkstore::{connect, ConnectOptions, CreateOptions, OpenOptions, Volume, VolumeUri};
 
 const CS: u64 = 1 << 20;
 
