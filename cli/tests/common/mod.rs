@@ -8,21 +8,11 @@ use std::process::Command;
 
 pub const OZBD: &str = env!("CARGO_BIN_EXE_ozbd");
 
-/// The OM address from `eval "$(scripts/ozone-local env)"`, or None after a loud
-/// SKIPPED line; with OZBD_REQUIRE_OZONE=1 a missing cluster fails the test.
-pub fn om_address() -> Option<String> {
-    match std::env::var("OZONE_OM_ADDRESS") {
-        Ok(a) if !a.is_empty() => Some(a),
-        _ => {
-            assert!(
-                std::env::var("OZBD_REQUIRE_OZONE").as_deref() != Ok("1"),
-                "OZBD_REQUIRE_OZONE=1 but OZONE_OM_ADDRESS is not set: run eval \"$(scripts/ozone-local env)\""
-            );
-            eprintln!("SKIPPED: no Ozone cluster (OZONE_OM_ADDRESS unset); run scripts/ozone-local start and eval \"$(scripts/ozone-local env)\"");
-            None
-        }
-    }
-}
+// One helper for finding the cluster, shared with the chunk store's tests.
+#[path = "../../../chunkstore/tests/common/mod.rs"]
+mod cluster;
+#[allow(unused_imports)] // Each test file uses a different subset.
+pub use cluster::om_address;
 
 /// Run ozbd; (success, stdout + stderr).
 pub fn ozbd(args: &[&str]) -> (bool, String) {
