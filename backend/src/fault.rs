@@ -26,6 +26,7 @@ pub enum OpKind {
     Hsync,
     /// Opening a read handle (`open_read`); reads through the handle are `Read`.
     Open,
+    Rename,
 }
 
 #[derive(Debug)]
@@ -36,6 +37,8 @@ struct State {
     /// Fail exactly these (1-based) call numbers, counted over matching calls.
     fail_nth: Vec<u64>,
     matched: u64,
+    /// When set, only calls on paths containing this string match.
+    path_filter: Option<String>,
     rng: u64,
     injected: u64,
 }
@@ -57,6 +60,7 @@ impl FaultBackend {
                 kinds: Vec::new(),
                 fail_nth: Vec::new(),
                 matched: 0,
+                path_filter: None,
                 rng: seed | 1,
                 injected: 0,
             }),
@@ -83,6 +87,11 @@ impl FaultBackend {
         s.matched = 0;
     }
 
+    /// Restrict the rules to calls on paths that contain `part` (None: all paths).
+    pub fn only_paths_containing(&self, part: Option<&str>) {
+        self.lock().path_filter = part.map(str::to_string);
+    }
+
     /// Stop injecting faults.
     pub fn heal(&self) {
         let mut s = self.lock();
@@ -103,7 +112,7 @@ impl FaultBackend {
     fn check(&self, kind: OpKind, op: &'static str, path: &str) -> Result<()> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut s = self.lock();
-        if !s.kinds.contains(&kind) {
+        if !s.kinds.contains(&kind) || s.path_filter.as_deref().is_some_and(|p| !path.contains(p)) {
             return Ok(());
         }
         s.matched += 1;
@@ -168,6 +177,11 @@ impl Backend for FaultBackend {
         self.check(OpKind::Delete, "delete", path)?;
         self.inner.delete(path, recursive)
     }
+    fn rename(&self, src: &str, dst: &str) -> Result<()> {
+        self.check(OpKind::Rename, "rename", src)?;
+        self.inner.rename(src, dst)
+    }
+
     fn mkdirs(&self, path: &str) -> Result<()> {
         self.check(OpKind::Mkdirs, "mkdirs", path)?;
         self.inner.mkdirs(path)

@@ -31,6 +31,10 @@ pub enum BackendError {
     /// The bucket or filesystem does not support what the volume format needs.
     #[error("{path}: {msg}")]
     Unsupported { path: String, msg: String },
+    /// This process no longer holds the volume: another opener took it over
+    /// and moved its data out of reach. Never retried; reopen the volume.
+    #[error("{path}: {msg}")]
+    Fenced { path: String, msg: String },
     /// Any other I/O failure. `errno` is a positive POSIX errno (EIO when unknown).
     #[error("{op} {path}: {msg} (errno {errno})")]
     Io {
@@ -48,6 +52,7 @@ impl BackendError {
             BackendError::NotFound { .. } => 2,      // ENOENT
             BackendError::Unavailable { .. } => 112, // EHOSTDOWN
             BackendError::Unsupported { .. } => 95,  // EOPNOTSUPP
+            BackendError::Fenced { .. } => 116,      // ESTALE
             BackendError::Io { errno, .. } => *errno,
         }
     }
@@ -84,6 +89,10 @@ pub struct FileInfo {
     pub name: String,
     pub len: u64,
     pub is_dir: bool,
+    /// Last modification, in milliseconds since the Unix epoch, by the
+    /// storage's clock (the OM's for Ozone); 0 when unknown. libhdfs reports
+    /// whole seconds.
+    pub mtime_ms: u64,
 }
 
 /// A file being appended to: a journal segment. Used by one thread at a time.
@@ -126,6 +135,17 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// The entries of a directory. `NotFound` when the directory is absent.
     fn list(&self, dir: &str) -> Result<Vec<FileInfo>>;
+
+    /// Rename a file or directory, never replacing: `dst` must not exist.
+    /// Atomic: a reader sees `src` or `dst`, never both or neither. `NotFound`
+    /// when `src` is absent; `Io` with errno EEXIST (17) when `dst` exists.
+    fn rename(&self, src: &str, dst: &str) -> Result<()> {
+        let _ = dst;
+        Err(BackendError::Unsupported {
+            path: src.to_string(),
+            msg: format!("{} cannot rename", self.describe()),
+        })
+    }
 
     /// A short human description, e.g. "ofs://127.0.0.1:9862".
     fn describe(&self) -> String;

@@ -21,6 +21,15 @@ enum Node {
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     nodes: Mutex<BTreeMap<String, Node>>,
+    /// Modification times (ms since the epoch) of files written by `put`.
+    mtimes: Mutex<BTreeMap<String, u64>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn normalize(path: &str) -> String {
@@ -61,7 +70,16 @@ impl MemoryBackend {
     pub fn snapshot(&self) -> MemoryBackend {
         MemoryBackend {
             nodes: Mutex::new(self.lock().clone()),
+            mtimes: Mutex::new(self.mtime_map().clone()),
         }
+    }
+
+    fn mtime_map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.mtimes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mtime(&self, path: &str) -> u64 {
+        self.mtime_map().get(path).copied().unwrap_or(0)
     }
 
     /// Replace a file's content (for tests that damage files).
@@ -204,6 +222,7 @@ impl Backend for MemoryBackend {
         if let Some(Node::Dir) = nodes.get(&path) {
             return Err(BackendError::io("put", &path, 21, "is a directory"));
         }
+        self.mtime_map().insert(path.clone(), now_ms());
         nodes.insert(path, Node::File(Arc::new(data.to_vec())));
         Ok(())
     }
@@ -236,6 +255,49 @@ impl Backend for MemoryBackend {
         }
     }
 
+    fn rename(&self, src: &str, dst: &str) -> Result<()> {
+        let (src, dst) = (normalize(src), normalize(dst));
+        let mut nodes = self.lock();
+        if !nodes.contains_key(&src) {
+            return Err(BackendError::NotFound { path: src });
+        }
+        if nodes.contains_key(&dst) {
+            return Err(BackendError::io(
+                "rename",
+                &src,
+                17,
+                format!("{dst} already exists"),
+            ));
+        }
+        if dst.starts_with(&format!("{src}/")) {
+            return Err(BackendError::io("rename", &src, 22, "into itself"));
+        }
+        match parent(&dst) {
+            Some(p) if matches!(nodes.get(p), Some(Node::Dir)) => {}
+            _ => return Err(BackendError::NotFound { path: dst }),
+        }
+        let prefix = format!("{src}/");
+        let moved: Vec<String> = std::iter::once(src.clone())
+            .chain(
+                nodes
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, _)| k.clone()),
+            )
+            .collect();
+        let mut mtimes = self.mtime_map();
+        for k in moved {
+            let to = format!("{dst}{}", &k[src.len()..]);
+            if let Some(n) = nodes.remove(&k) {
+                nodes.insert(to.clone(), n);
+            }
+            if let Some(t) = mtimes.remove(&k) {
+                mtimes.insert(to, t);
+            }
+        }
+        Ok(())
+    }
+
     fn mkdirs(&self, path: &str) -> Result<()> {
         let path = normalize(path);
         mkdirs_locked(&mut self.lock(), &path)
@@ -243,7 +305,9 @@ impl Backend for MemoryBackend {
 
     fn stat(&self, path: &str) -> Result<Option<FileInfo>> {
         let path = normalize(path);
+        let mtime_ms = self.mtime(&path);
         Ok(self.lock().get(&path).map(|n| FileInfo {
+            mtime_ms,
             name: name_of(&path),
             len: match n {
                 Node::File(d) => d.len() as u64,
@@ -273,6 +337,7 @@ impl Backend for MemoryBackend {
             .take_while(|(k, _)| k.starts_with(&prefix))
             .filter(|(k, _)| k.len() > prefix.len() && !k[prefix.len()..].contains('/'))
             .map(|(k, n)| FileInfo {
+                mtime_ms: self.mtime(k),
                 name: name_of(k),
                 len: match n {
                     Node::File(d) => d.len() as u64,

@@ -46,6 +46,14 @@ pub const MAX_JOURNAL_MB: u64 = 64 << 10;
 /// `OZBD_JOURNAL_STREAMS` overrides it for experiments.
 pub const DEFAULT_JOURNAL_STREAMS: usize = 1;
 pub const MAX_JOURNAL_STREAMS: usize = 8;
+/// How long a writer's lease on a volume lasts without renewal (it renews
+/// every third of that). A second opener is refused while the lease is
+/// fresh; after it expires, `force` takes the volume over. Safety does not
+/// depend on it (every open fences the previous holder; see docs/design.md
+/// "Exclusive open and fencing"), only how soon a dead holder can be replaced.
+pub const DEFAULT_LEASE_MS: u64 = 15_000;
+pub const MIN_LEASE_MS: u64 = 1_000;
+pub const MAX_LEASE_MS: u64 = 600_000;
 /// Read cache per volume, in MiB (0 turns it off).
 pub const DEFAULT_CACHE_MB: u64 = 64;
 pub const MAX_CACHE_MB: u64 = 64 << 10;

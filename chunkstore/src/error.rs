@@ -29,6 +29,9 @@ pub enum Error {
     /// The in-flight bound is reached: submit again after a completion.
     #[error("busy: {0}")]
     Busy(String),
+    /// The volume is held by another opener (its lease is fresh or needs force).
+    #[error("{0}")]
+    Held(String),
     /// A bug caught inside the engine (a panic); the request failed, the engine goes on.
     #[error("internal error: {0}; this is a bug in bdev_ozone, please report it")]
     Internal(String),
@@ -48,6 +51,7 @@ impl Error {
             Error::Timeout(_) => 110,        // ETIMEDOUT
             Error::Closed => 9,              // EBADF
             Error::Busy(_) => 11,            // EAGAIN
+            Error::Held(_) => 16,            // EBUSY
             Error::Internal(_) => 5,         // EIO
         }
     }

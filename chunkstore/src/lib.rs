@@ -14,6 +14,7 @@ pub mod defaults;
 pub mod error;
 mod handles;
 pub mod journal;
+pub mod lease;
 mod readahead;
 mod retry;
 mod scheduler;

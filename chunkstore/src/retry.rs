@@ -34,7 +34,9 @@ pub(crate) fn is_transient(e: &BackendError) -> bool {
         BackendError::Io { errno, .. } => {
             matches!(errno, 5 | 11 | 101 | 104 | 110 | 111 | 112 | 113)
         }
-        BackendError::NotFound { .. } | BackendError::Unsupported { .. } => false,
+        BackendError::NotFound { .. }
+        | BackendError::Unsupported { .. }
+        | BackendError::Fenced { .. } => false,
     }
 }
 

@@ -13,7 +13,10 @@ use crate::error::{Error, Result};
 pub const MAGIC: &str = "bdev_ozone volume";
 /// 2: the volume may have a journal (`journal/`), which every open replays.
 /// A reader of format 1 refuses format 2 (it would ignore the journal).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: writers hold a lease (`lease.<epoch>`) and keep the data in their
+/// epoch's root (`e<epoch>/chunks`, `e<epoch>/journal`); see lease/. A reader
+/// of format 2 refuses format 3 (it would write without the lease).
+pub const FORMAT_VERSION: u32 = 3;
 pub const SUPERBLOCK_NAME: &str = "superblock.json";
 pub const CHUNK_DIR: &str = "chunks";
 pub const DEFAULT_BLOCK_SIZE: u32 = 4096;

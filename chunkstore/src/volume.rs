@@ -18,13 +18,15 @@ use uuid::Uuid;
 
 use crate::chunk_io::Op;
 use crate::defaults::{
-    DEFAULT_CACHE_MB, DEFAULT_JOURNAL_MB, DEFAULT_JOURNAL_STREAMS, DEFAULT_MAX_INFLIGHT_BYTES,
-    DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY, DEFAULT_WORKERS, MAX_CACHE_MB, MAX_JOURNAL_MB,
-    MAX_JOURNAL_STREAMS, MAX_RETRY, MAX_WORKERS, MIN_JOURNAL_MB,
+    DEFAULT_CACHE_MB, DEFAULT_JOURNAL_MB, DEFAULT_JOURNAL_STREAMS, DEFAULT_LEASE_MS,
+    DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY, DEFAULT_WORKERS,
+    MAX_CACHE_MB, MAX_JOURNAL_MB, MAX_JOURNAL_STREAMS, MAX_LEASE_MS, MAX_RETRY, MAX_WORKERS,
+    MIN_JOURNAL_MB, MIN_LEASE_MS,
 };
 use crate::error::{Error, Result};
 use crate::journal::segment::JOURNAL_DIR;
 use crate::journal::{Journal, JournalInfo, JournalMode};
+use crate::lease::{self, Lease, LeaseInfo, LeaseOptions};
 use crate::scheduler::{Completion, Engine, Limits, Rejected};
 use crate::sglist::SgList;
 use crate::stats::Stats;
@@ -80,6 +82,15 @@ pub struct OpenOptions {
     pub expect_block_size: Option<u32>,
     pub expect_chunk_size: Option<u64>,
     pub expect_uuid: Option<Uuid>,
+    /// Take over a lease that expired (its holder is presumed dead). A fresh
+    /// lease is never taken over; a holder gone from this host needs no force.
+    pub force: bool,
+    /// The writer lease's length in ms (see defaults.rs).
+    pub lease_ms: u64,
+    /// Who opens: written into the lease ("spdk", "nbdkit", "ozbd") and the
+    /// front end's name for the volume.
+    pub frontend: String,
+    pub name: String,
 }
 
 impl Default for OpenOptions {
@@ -100,6 +111,10 @@ impl Default for OpenOptions {
             expect_block_size: None,
             expect_chunk_size: None,
             expect_uuid: None,
+            force: false,
+            lease_ms: DEFAULT_LEASE_MS,
+            frontend: String::new(),
+            name: String::new(),
         }
     }
 }
@@ -136,6 +151,12 @@ impl OpenOptions {
             return Err(Error::InvalidArgument(format!(
                 "journal streams {} is out of range: use 1 to {MAX_JOURNAL_STREAMS} (default {DEFAULT_JOURNAL_STREAMS}; OZBD_JOURNAL_STREAMS sets it)",
                 self.journal_streams
+            )));
+        }
+        if !(MIN_LEASE_MS..=MAX_LEASE_MS).contains(&self.lease_ms) {
+            return Err(Error::InvalidArgument(format!(
+                "lease_ms {} is out of range: use {MIN_LEASE_MS} to {MAX_LEASE_MS} (default {DEFAULT_LEASE_MS})",
+                self.lease_ms
             )));
         }
         if self.cache_mb > MAX_CACHE_MB {
@@ -187,6 +208,8 @@ pub struct Volume {
     uri: VolumeUri,
     workers: Mutex<Vec<JoinHandle<()>>>,
     settings: Settings,
+    /// The writer lease; released at close, after the last write.
+    lease: Option<Arc<Lease>>,
 }
 
 impl std::fmt::Debug for Volume {
@@ -307,12 +330,11 @@ impl Volume {
                 )));
             }
         }
-        backend.mkdirs(&join(&uri.dir, CHUNK_DIR))?;
+        backend.mkdirs(&uri.dir)?;
         // The superblock goes last: a create interrupted before this point leaves
         // no volume, only an empty directory that open reports as such.
         backend.put(&sbp, &sb.to_json())?;
-        let vol = Volume::start(backend, uri.clone(), sb, &[], open)?;
-        let vol = vol.attach_journal(open)?;
+        let vol = Volume::open_checked(backend, uri, sb, open)?;
         Ok((vol, notes))
     }
 
@@ -376,7 +398,41 @@ impl Volume {
         if let Some(u) = opts.expect_uuid.filter(|u| *u != sb.uuid) {
             return Err(mismatch("uuid", sb.uuid.to_string(), u.to_string()));
         }
-        let chunk_dir = join(&uri.dir, CHUNK_DIR);
+        Volume::open_checked(backend, uri, sb, opts)
+    }
+
+    /// Take the lease, fence earlier holders, find the stored chunks, start
+    /// the engine and replay the journal.
+    fn open_checked(
+        backend: BackendRef,
+        uri: &VolumeUri,
+        mut sb: Superblock,
+        opts: &OpenOptions,
+    ) -> Result<Volume> {
+        let taken = lease::take(
+            &backend,
+            &uri.dir,
+            &uri.canonical(),
+            &LeaseOptions {
+                lease_ms: opts.lease_ms,
+                force: opts.force,
+                frontend: opts.frontend.clone(),
+                name: opts.name.clone(),
+            },
+        )?;
+        let guard = ReleaseOnError(Some(taken.lease.clone()));
+        if sb.format_version < crate::superblock::FORMAT_VERSION {
+            sb.format_version = crate::superblock::FORMAT_VERSION;
+            taken.backend.put(&superblock_path(uri), &sb.to_json())?;
+            log::info!(
+                "{}: upgraded the volume to format {} (writer leases, data under e<epoch>/); older bdev_ozone refuses to open it now",
+                uri.canonical(),
+                sb.format_version
+            );
+        }
+        let backend = taken.backend;
+        let root = taken.root;
+        let chunk_dir = join(&root, CHUNK_DIR);
         let mut present = Vec::new();
         let entries = match backend.list(&chunk_dir) {
             Ok(e) => e,
@@ -389,14 +445,32 @@ impl Volume {
                 _ => log::warn!("{chunk_dir}: ignoring unexpected entry '{}'", e.name),
             }
         }
-        Volume::start(backend, uri.clone(), sb, &present, opts)?.attach_journal(opts)
+        let mut vol = Volume::start(backend, uri.clone(), &root, sb, &present, opts)?;
+        vol.lease = guard.defuse();
+        vol.attach_journal(&root, opts)
+    }
+
+    /// The volume's current writer lease, if any, with its age by this
+    /// machine's clock (a look that writes nothing cannot ask the OM's).
+    pub fn lease_info(backend: &BackendRef, uri: &VolumeUri) -> Result<Option<LeaseInfo>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .ok();
+        lease::current(backend, &uri.dir, now)
+    }
+
+    /// The writer epoch this open holds.
+    pub fn epoch(&self) -> u64 {
+        self.lease.as_ref().map_or(0, |l| l.epoch())
     }
 
     /// What the journal of a (closed) volume holds and what replaying it
     /// would do; reads the segments, changes nothing.
     pub fn journal_info(backend: &BackendRef, uri: &VolumeUri) -> Result<JournalInfo> {
         let sb = Volume::inspect(backend, uri)?;
-        crate::journal::inspect(&**backend, &join(&uri.dir, JOURNAL_DIR), &sb)
+        let (_, root) = lease::layout::current_root(&**backend, &uri.dir)?;
+        crate::journal::inspect(&**backend, &join(&root, JOURNAL_DIR), &sb)
     }
 
     /// Replay whatever journal the volume has, then run with the journal
@@ -404,8 +478,8 @@ impl Volume {
     /// works here; if not, the volume falls back to "none" with a warning,
     /// never silently losing durability) and the destager; "none" applies
     /// what replay found to the chunks and deletes the segments first.
-    fn attach_journal(mut self, opts: &OpenOptions) -> Result<Volume> {
-        let dir = join(&self.uri.dir, JOURNAL_DIR);
+    fn attach_journal(mut self, root: &str, opts: &OpenOptions) -> Result<Volume> {
+        let dir = join(root, JOURNAL_DIR);
         let has_segments = !crate::journal::segment::list(&*self.backend(), &dir)?.is_empty();
         if opts.journal == JournalMode::None && !has_segments {
             return Ok(self);
@@ -421,15 +495,14 @@ impl Volume {
             self.engine.clone(),
             self.backend(),
             dir.clone(),
-            sb.epoch,
+            self.epoch(),
             cfg,
         )?);
         if opts.journal == JournalMode::Ozone {
             match self.start_journal(&j) {
                 Ok(()) => {
-                    if sb.format_version < 2 || !sb.journal {
+                    if !sb.journal {
                         let mut v2 = sb.clone();
-                        v2.format_version = crate::superblock::FORMAT_VERSION;
                         v2.journal = true;
                         self.backend()
                             .put(&superblock_path(&self.uri), &v2.to_json())?;
@@ -538,6 +611,7 @@ impl Volume {
     fn start(
         backend: BackendRef,
         uri: VolumeUri,
+        root: &str,
         sb: Superblock,
         present: &[u64],
         opts: &OpenOptions,
@@ -568,20 +642,14 @@ impl Volume {
             client,
         };
         let cache_bytes = opts.cache_mb << 20;
-        let engine = Arc::new(Engine::new(
-            backend,
-            sb,
-            &uri.dir,
-            present,
-            limits,
-            cache_bytes,
-        ));
+        let engine = Arc::new(Engine::new(backend, sb, root, present, limits, cache_bytes));
         let vol = Volume {
             engine: engine.clone(),
             journal: None,
             uri,
             workers: Mutex::new(Vec::new()),
             settings,
+            lease: None,
         };
         let spawn = spawn_thread;
         let mut handles = Vec::with_capacity(opts.workers + 2);
@@ -755,6 +823,26 @@ impl Volume {
         for h in handles {
             let _ = h.join();
         }
+        if let Some(l) = &self.lease {
+            l.release();
+        }
+    }
+}
+
+/// Releases a lease taken by an open that fails before the volume exists.
+struct ReleaseOnError(Option<Arc<Lease>>);
+
+impl ReleaseOnError {
+    fn defuse(mut self) -> Option<Arc<Lease>> {
+        self.0.take()
+    }
+}
+
+impl Drop for ReleaseOnError {
+    fn drop(&mut self) {
+        if let Some(l) = self.0.take() {
+            l.release();
+        }
     }
 }
 
@@ -809,6 +897,9 @@ mod tests {
         }
         fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
             self.0.mkdirs(p)
+        }
+        fn rename(&self, s: &str, d: &str) -> ozbd_backend::Result<()> {
+            self.0.rename(s, d)
         }
         fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
             self.0.stat(p)

@@ -39,6 +39,23 @@ fn create(backend: BackendRef, size: u64, o: &OpenOptions) -> Volume {
     Volume::create(backend, &uri(), &c, o).unwrap().0
 }
 
+/// Make a snapshot look like what a killed process leaves: its lease names
+/// a process that is gone (a start time this pid never had), so the next
+/// open takes it over without force, as after a real SIGKILL on this host.
+fn holder_died(mem: &MemoryBackend) {
+    for (path, data) in mem.files_under("/vol") {
+        if path
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with("lease."))
+        {
+            let mut v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            v["holder"]["start_ticks"] = 1.into();
+            mem.poke(&path, serde_json::to_vec(&v).unwrap());
+        }
+    }
+}
+
 /// A block's content for write number `n` (every block of every write differs).
 fn block(n: u64) -> Vec<u8> {
     let mut v = vec![0u8; BS as usize];
@@ -72,7 +89,8 @@ fn small_writes_are_journaled_and_read_back_before_and_after_destage() {
     drop(vol);
     // A clean close destages everything: the journal keeps one small
     // segment per stream (its header and a checkpoint).
-    let segs = mem.files_under("/vol/bucket/disk/journal");
+    let segs = segments(&mem);
+    assert!(!segs.is_empty(), "the journal is where the test looks");
     let streams = opts(16).journal_streams;
     assert!(
         segs.len() <= streams && segs.iter().all(|s| s.1.len() < 256),
@@ -134,6 +152,7 @@ fn every_acknowledged_write_survives_a_kill_at_any_instant() {
         std::thread::sleep(Duration::from_millis(rng.gen_range(1..40)));
         let acked: Vec<(u64, u64)> = log.lock().unwrap().clone();
         let copy = Arc::new(mem.snapshot());
+        holder_died(&copy);
         let begun: Vec<(u64, u64)> = started.lock().unwrap().clone();
         // What each block may hold: its last write acknowledged before the
         // copy (or zeros), or any write to it not acknowledged by then.
@@ -179,7 +198,12 @@ fn every_acknowledged_write_survives_a_kill_at_any_instant() {
 
 /// The files of the journal directory, oldest first.
 fn segments(mem: &MemoryBackend) -> Vec<(String, Vec<u8>)> {
-    let mut s = mem.files_under("/vol/bucket/disk/journal");
+    // The journal is in the newest writer epoch's root, e<N>/journal/.
+    let mut s: Vec<_> = mem
+        .files_under("/vol/bucket/disk")
+        .into_iter()
+        .filter(|(p, _)| p.contains("/journal/") && !p.ends_with("seal.json"))
+        .collect();
     s.sort();
     s
 }
@@ -198,6 +222,7 @@ fn killed_with_journal(n: u64) -> Arc<MemoryBackend> {
         vol.write(i * BS, &block(i + 1)).unwrap();
     }
     let copy = Arc::new(mem.snapshot());
+    holder_died(&copy);
     drop(vol);
     copy
 }
@@ -245,7 +270,10 @@ fn a_corrupt_record_in_the_middle_fails_the_open_naming_the_segment() {
     assert!(m.contains(seg) && m.contains("corrupt"), "{m}");
     assert_eq!(e.errno(), 117, "{m}");
     // Nothing was applied: the chunks are as they were (no chunk files).
-    assert!(mem.files_under("/vol/bucket/disk/chunks").is_empty());
+    assert!(mem
+        .files_under("/vol/bucket/disk")
+        .iter()
+        .all(|(p, _)| !p.contains("/chunks/")));
     // journal=none refuses too: it would have to apply the journal first.
     let none = OpenOptions {
         journal: JournalMode::None,
@@ -312,6 +340,9 @@ impl Backend for Hooked {
     }
     fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
         self.mem.mkdirs(p)
+    }
+    fn rename(&self, s: &str, d: &str) -> ozbd_backend::Result<()> {
+        self.mem.rename(s, d)
     }
     fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
         self.mem.stat(p)
@@ -452,25 +483,27 @@ fn a_format_1_volume_is_upgraded_when_opened_with_the_journal() {
     sb.as_object_mut().unwrap().remove("epoch");
     mem.put(path, &serde_json::to_vec(&sb).unwrap()).unwrap();
 
+    // Every writable open takes a lease, so it upgrades to format 3 (leases,
+    // data under e<epoch>/), with the journal flag as the mode says.
     let v = Volume::open(mem.clone(), &uri(), &none).unwrap();
     assert_eq!(
-        v.superblock().format_version,
-        1,
-        "journal=none leaves format 1"
+        (v.superblock().format_version, v.superblock().journal),
+        (3, false),
+        "journal=none leaves the journal flag off"
     );
     drop(v);
     let v = Volume::open(mem.clone(), &uri(), &opts(16)).unwrap();
     drop(v);
     let sb = Volume::inspect(&(mem.clone() as BackendRef), &uri()).unwrap();
-    assert_eq!((sb.format_version, sb.journal), (2, true));
+    assert_eq!((sb.format_version, sb.journal), (3, true));
     // A format 1 reader refuses it: it checks format_version > 1, as this
-    // one checks > 2.
+    // one checks > 3.
     let mut future: serde_json::Value = serde_json::from_slice(&{
         let n = mem.read_at(path, 0, &mut buf).unwrap();
         buf[..n].to_vec()
     })
     .unwrap();
-    future["format_version"] = 3.into();
+    future["format_version"] = 4.into();
     mem.put(path, &serde_json::to_vec(&future).unwrap())
         .unwrap();
     let e = Volume::open(mem.clone(), &uri(), &opts(16)).unwrap_err();

@@ -175,6 +175,9 @@ impl Backend for Scripted {
     fn mkdirs(&self, p: &str) -> ozbd_backend::Result<()> {
         self.inner.mkdirs(p)
     }
+    fn rename(&self, s: &str, d: &str) -> ozbd_backend::Result<()> {
+        self.inner.rename(s, d)
+    }
     fn stat(&self, p: &str) -> ozbd_backend::Result<Option<FileInfo>> {
         self.run(Kind::Stat, p, || self.inner.stat(p))
     }
@@ -528,7 +531,9 @@ fn flush_completes_only_after_the_writes_submitted_before_it() {
     // And the data is in the backend when FLUSH completes.
     for (c, b) in bufs.iter().enumerate() {
         let mut got = vec![0u8; BS as usize];
-        let path = format!("/vol/bucket/disk/{}", chunk_path_part(c as u64));
+        let (_, root) =
+            ozbd_chunkstore::lease::layout::current_root(&be.inner, "/vol/bucket/disk").unwrap();
+        let path = format!("{root}/{}", chunk_path_part(c as u64));
         be.inner.read_at(&path, 0, &mut got).unwrap();
         assert_eq!(&got[..], &b[..]);
     }

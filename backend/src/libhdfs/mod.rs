@@ -440,6 +440,7 @@ unsafe fn convert_status(fi: &ffi::hdfsFileInfo) -> LibhdfsFileStatus {
             name,
             len: fi.mSize.max(0) as u64,
             is_dir: fi.mKind == ffi::tObjectKind_kObjectKindDirectory,
+            mtime_ms: u64::try_from(fi.mLastMod).unwrap_or(0).saturating_mul(1000),
         },
         replication: fi.mReplication,
         block_size: fi.mBlockSize,
@@ -548,6 +549,67 @@ impl Backend for LibhdfsBackend {
             .into_iter()
             .filter(|e| !(self.scheme == Scheme::Local && is_tmp_name(&e.name)))
             .collect())
+    }
+
+    fn rename(&self, src: &str, dst: &str) -> Result<()> {
+        let c_src = c_path("rename", src)?;
+        let c_dst = c_path("rename", dst)?;
+        if self.scheme == Scheme::Local {
+            // RawLocalFileSystem.rename is rename(2), which replaces `dst`:
+            // ask the kernel not to.
+            // SAFETY: valid C strings; AT_FDCWD with absolute paths.
+            let r = unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    c_src.as_ptr(),
+                    libc::AT_FDCWD,
+                    c_dst.as_ptr(),
+                    libc::RENAME_NOREPLACE,
+                )
+            };
+            if r == 0 {
+                if let Some((dir, _)) = split_parent(dst) {
+                    let _ = fsync_dir(dir);
+                }
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            if errno == libc::ENOENT {
+                return Err(BackendError::NotFound {
+                    path: src.to_string(),
+                });
+            }
+            return Err(BackendError::io(
+                "rename",
+                src,
+                errno,
+                format!("to {dst}: {e}"),
+            ));
+        }
+        let snap = Snap::take();
+        // SAFETY: valid fs and C strings. Ozone's rename fails when `dst` exists.
+        if unsafe { ffi::hdfsRename(self.fs, c_src.as_ptr(), c_dst.as_ptr()) } == 0 {
+            snap.ok();
+            return Ok(());
+        }
+        let f = snap.failure();
+        // FileSystem#rename answers false both for an absent source and for
+        // an existing target: tell them apart.
+        if self.stat(dst)?.is_some() {
+            return Err(BackendError::io(
+                "rename",
+                src,
+                libc::EEXIST,
+                format!("{dst} already exists"),
+            ));
+        }
+        if self.stat(src)?.is_none() {
+            return Err(BackendError::NotFound {
+                path: src.to_string(),
+            });
+        }
+        Err(self.error("rename", src, f))
     }
 
     fn describe(&self) -> String {

@@ -32,6 +32,15 @@ impl Journal {
         let gauge = Arc::new(AtomicU64::new(0));
         let t = Instant::now();
         let r = replay::replay(&*backend, &dir, &sb.uuid, sb.chunk_size, sb.size, &gauge)?;
+        // Before anything new is acknowledged: what a fenced holder appends
+        // to these segments from now on never counts.
+        if !r.lengths.is_empty()
+            || backend
+                .stat(&ozbd_backend::join(&dir, super::seal::SEAL_NAME))?
+                .is_some()
+        {
+            super::seal::write(&*backend, &dir, &r.lengths)?;
+        }
         if r.info.segments > 0 {
             log::info!(
                 "{dir}: replayed {} segments ({} bytes) in {} ms: {} records to apply, {} dirty bytes in {} chunks",

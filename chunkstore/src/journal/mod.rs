@@ -63,6 +63,7 @@ pub(crate) use lifecycle::inspect;
 pub(crate) mod dirty;
 pub(crate) mod record;
 mod replay;
+pub(crate) mod seal;
 pub(crate) mod segment;
 
 pub use replay::JournalInfo;

@@ -52,6 +52,9 @@ pub(crate) struct Replayed {
     pub(crate) watermark: u64,
     pub(crate) touched: HashMap<u64, u64>,
     pub(crate) info: JournalInfo,
+    /// The length of every segment as read (after the seal cut it): the
+    /// next seal.
+    pub(crate) lengths: BTreeMap<u64, u64>,
 }
 
 /// Read and verify the journal in `dir`, and rebuild what it says.
@@ -69,9 +72,22 @@ pub(crate) fn replay(
     let mut next_segno = 1;
     let mut recs: Vec<(Header, Option<Vec<u8>>)> = Vec::new();
     let mut watermark = 0u64;
+    let sealed = super::seal::read(backend, dir)?;
+    if let Some((&n, _)) = sealed.last_key_value() {
+        next_segno = n + 1;
+    }
+    let mut lengths = BTreeMap::new();
     for (n, len) in segment::list(backend, dir)? {
         let name = format!("{dir}/{}", seg_name(n));
-        let data = segment::read_all(backend, &join(dir, &seg_name(n)), len)?;
+        let mut data = segment::read_all(backend, &join(dir, &seg_name(n)), len)?;
+        if let Some(&cut) = sealed.get(&n).filter(|&&l| l < data.len() as u64) {
+            log::warn!(
+                "{name}: ignoring {} bytes past the seal ({cut}): appended by a holder after it was fenced, never acknowledged",
+                data.len() as u64 - cut
+            );
+            data.truncate(cut as usize);
+        }
+        lengths.insert(n, data.len() as u64);
         next_segno = next_segno.max(n + 1);
         info.segments += 1;
         info.bytes += data.len() as u64;
@@ -169,5 +185,6 @@ pub(crate) fn replay(
         watermark,
         touched,
         info,
+        lengths,
     })
 }

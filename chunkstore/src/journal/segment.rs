@@ -35,6 +35,7 @@ pub(crate) fn list(backend: &dyn Backend, dir: &str) -> Result<Vec<(u64, u64)>> 
     for e in entries {
         match parse_seg_name(&e.name) {
             Some(n) if !e.is_dir => out.push((n, e.len)),
+            None if e.name == super::seal::SEAL_NAME => {}
             _ => log::warn!("{dir}: ignoring unexpected entry '{}'", e.name),
         }
     }

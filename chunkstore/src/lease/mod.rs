@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Exclusive open: the writer's lease on a volume, and taking it over.
+//!
+//! Owns: the lease files `<volume>/lease.<epoch>` (JSON: holder, epoch,
+//! lease length, renewal count), choosing the next epoch, refusing a second
+//! opener while a lease is fresh (naming the holder and the lease's age),
+//! taking over an expired lease (`force`) or one whose holder is provably
+//! dead on this machine, renewing it, and removing it at close.
+//! Must never: let two openers win the same epoch (the lease file is made by
+//! a rename that fails when the name exists), judge a lease's age by this
+//! machine's clock (ages are differences of two times from the OM: the
+//! lease file's and a file we have just written), or rest safety on the
+//! lease: the fencing move (layout.rs) and the marker check (fence.rs) keep a
+//! fenced holder from changing anything, whatever the clocks say.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | lease files, acquire, renew, release, `LeaseInfo` |
+//! | `holder.rs` | the holder's identity; "dead on this host" |
+//! | `layout.rs` | epoch data roots, the fencing move, the marker |
+//! | `fence.rs` | `FencedBackend`: the marker check after every change |
+
+pub(crate) mod fence;
+pub mod holder;
+pub mod layout;
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ozbd_backend::{join, BackendError, BackendRef};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+pub use holder::Holder;
+
+const LEASE_MAGIC: &str = "bdev_ozone lease";
+/// Added to the lease length before a lease counts as expired: the OM's
+/// timestamps are whole seconds through libhdfs, and a renewal takes time.
+const EXPIRY_SLACK_MS: u64 = 2_000;
+
+/// What is in a lease file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub magic: String,
+    pub epoch: u64,
+    pub holder: Holder,
+    pub lease_ms: u64,
+    pub renewals: u64,
+}
+
+/// A volume's current lease as another process sees it (`ozbd info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub record: LeaseRecord,
+    /// Milliseconds since the last renewal, by the OM's clock; None when
+    /// it could not be measured (a read-only look writes nothing).
+    pub age_ms: Option<u64>,
+    pub path: String,
+}
+
+impl LeaseInfo {
+    pub fn expired(&self) -> bool {
+        self.age_ms
+            .is_some_and(|a| a > self.record.lease_ms + EXPIRY_SLACK_MS)
+    }
+
+    pub fn describe(&self) -> String {
+        let age = match self.age_ms {
+            Some(a) => format!("renewed {:.1} s ago", a as f64 / 1000.0),
+            None => "age unknown".to_string(),
+        };
+        format!(
+            "held by {} (writer epoch {}, {age}, lease {} s)",
+            self.record.holder.describe(),
+            self.record.epoch,
+            self.record.lease_ms / 1000
+        )
+    }
+}
+
+/// How to take the lease.
+#[derive(Debug, Clone)]
+pub struct LeaseOptions {
+    pub lease_ms: u64,
+    /// Take over a lease that has expired (its holder is presumed dead).
+    pub force: bool,
+    pub frontend: String,
+    pub name: String,
+}
+
+fn lease_name(epoch: u64) -> String {
+    format!("lease.{epoch}")
+}
+
+fn parse_lease_name(name: &str) -> Option<u64> {
+    let n = name.strip_prefix("lease.")?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
+fn read_record(backend: &BackendRef, path: &str) -> Result<LeaseRecord> {
+    let mut buf = vec![0u8; 16 << 10];
+    let mut at = 0;
+    loop {
+        let n = backend.read_at(path, at as u64, &mut buf[at..])?;
+        if n == 0 || at + n == buf.len() {
+            at += n;
+            break;
+        }
+        at += n;
+    }
+    let rec: LeaseRecord = serde_json::from_slice(&buf[..at])
+        .map_err(|e| Error::Corrupt(format!("{path}: not a lease: {e}")))?;
+    if rec.magic != LEASE_MAGIC {
+        return Err(Error::Corrupt(format!("{path}: not a bdev_ozone lease")));
+    }
+    Ok(rec)
+}
+
+/// The newest lease file in `dir` and its modification time, if any.
+fn newest_lease(backend: &BackendRef, dir: &str) -> Result<Option<(u64, String, u64)>> {
+    let mut best: Option<(u64, String, u64)> = None;
+    for e in backend.list(dir)? {
+        if let Some(n) = parse_lease_name(&e.name).filter(|_| !e.is_dir) {
+            if best.as_ref().is_none_or(|b| n > b.0) {
+                best = Some((n, join(dir, &e.name), e.mtime_ms));
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// The volume's current lease, if any, with its age when `now_ms` (an OM
+/// time) is given.
+pub fn current(backend: &BackendRef, dir: &str, now_ms: Option<u64>) -> Result<Option<LeaseInfo>> {
+    let Some((epoch, path, mtime)) = newest_lease(backend, dir)? else {
+        return Ok(None);
+    };
+    let record = match read_record(backend, &path) {
+        Ok(r) => r,
+        // Removed between the list and the read: released just now.
+        Err(Error::Backend(BackendError::NotFound { .. })) => return Ok(None),
+        Err(e @ Error::Corrupt(_)) => {
+            log::warn!("{e}: treated as a lease of an unknown holder");
+            LeaseRecord {
+                magic: LEASE_MAGIC.into(),
+                epoch,
+                holder: Holder {
+                    host: "an unknown host".into(),
+                    boot_id: String::new(),
+                    pidns: String::new(),
+                    pid: 0,
+                    start_ticks: 0,
+                    frontend: String::new(),
+                    name: String::new(),
+                },
+                lease_ms: crate::defaults::DEFAULT_LEASE_MS,
+                renewals: 0,
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some(LeaseInfo {
+        age_ms: now_ms.map(|n| n.saturating_sub(mtime)),
+        record,
+        path,
+    }))
+}
+
+struct RenewState {
+    stop: bool,
+}
+
+/// A held lease. Renewed by its own thread; removed by `release` (or drop).
+pub struct Lease {
+    backend: BackendRef,
+    dir: String,
+    path: String,
+    pub(crate) epoch: u64,
+    record: Mutex<LeaseRecord>,
+    state: Arc<(Mutex<RenewState>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lease({})", self.path)
+    }
+}
+
+/// Take the lease on the volume in `dir`, whose newest data root is of epoch
+/// `root_epoch`. Returns the lease (not yet renewing: call `start`).
+pub fn acquire(
+    backend: &BackendRef,
+    dir: &str,
+    root_epoch: u64,
+    volume: &str,
+    opts: &LeaseOptions,
+) -> Result<Lease> {
+    let me = Holder::me(&opts.frontend, &opts.name);
+    // Our candidate lease, written under a temporary name; its modification
+    // time is "now" by the OM's clock.
+    let tmp = join(
+        dir,
+        &format!(".lease-{}-{}", me.pid, uuid::Uuid::new_v4().simple()),
+    );
+    let cleanup = |e: Error| {
+        let _ = backend.delete(&tmp, false);
+        e
+    };
+    let prior = newest_lease(backend, dir)?;
+    let epoch = prior.as_ref().map_or(0, |p| p.0).max(root_epoch) + 1;
+    let record = LeaseRecord {
+        magic: LEASE_MAGIC.into(),
+        epoch,
+        holder: me,
+        lease_ms: opts.lease_ms,
+        renewals: 0,
+    };
+    let bytes = serde_json::to_vec_pretty(&record)
+        .map_err(|e| Error::Internal(format!("lease encoding: {e}")))?;
+    backend.put(&tmp, &bytes)?;
+    let now = backend
+        .stat(&tmp)
+        .map_err(|e| cleanup(e.into()))?
+        .map(|i| i.mtime_ms)
+        .filter(|t| *t > 0);
+    let mut taken_over = None;
+    if prior.is_some() {
+        if let Some(cur) = current(backend, dir, now).map_err(cleanup)? {
+            let dead_here = cur.record.holder.is_dead_here();
+            if dead_here {
+                log::warn!(
+                    "{volume}: taking over the lease {}: its holder is gone from this host",
+                    cur.describe()
+                );
+            } else if !cur.expired() {
+                return Err(cleanup(Error::Held(format!(
+                    "{volume} is in use: {}; close it there first (a lease is taken over only after it expires, {} s without renewal, and then only with force)",
+                    cur.describe(),
+                    (cur.record.lease_ms + EXPIRY_SLACK_MS) / 1000
+                ))));
+            } else if !opts.force {
+                return Err(cleanup(Error::Held(format!(
+                    "{volume}: the lease expired: {}; if that holder is dead, take the volume over with force (RPC `force`, `ozbd --force`, nbdkit `takeover=1`): its writes then fail, and nothing it does after that reaches the volume",
+                    cur.describe()
+                ))));
+            } else {
+                log::warn!(
+                    "{volume}: taking over (force) the expired lease {}",
+                    cur.describe()
+                );
+            }
+            taken_over = Some(cur.path.clone());
+        }
+    }
+    let path = join(dir, &lease_name(epoch));
+    if let Err(e) = backend.rename(&tmp, &path) {
+        let _ = backend.delete(&tmp, false);
+        return Err(match e {
+            BackendError::Io { errno: 17, .. } => Error::Held(format!(
+                "{volume}: another process opened it at the same moment (it took writer epoch {epoch}); try again"
+            )),
+            e => e.into(),
+        });
+    }
+    if let Some(old) = taken_over {
+        // The old holder may still renew it; harmless, ours is newer.
+        let _ = backend.delete(&old, false);
+    }
+    Ok(Lease {
+        backend: backend.clone(),
+        dir: dir.to_string(),
+        path,
+        epoch,
+        record: Mutex::new(record),
+        state: Arc::new((Mutex::new(RenewState { stop: false }), Condvar::new())),
+        thread: Mutex::new(None),
+    })
+}
+
+impl Lease {
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn record(&self) -> LeaseRecord {
+        self.record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Start renewing every third of the lease length.
+    pub(crate) fn start(self: &Arc<Self>) -> Result<()> {
+        let me = self.clone();
+        let h = std::thread::Builder::new()
+            .name("ozbd-lease".into())
+            .spawn(move || me.renew_loop())
+            .map_err(|e| Error::Internal(format!("cannot start the lease thread: {e}")))?;
+        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+        Ok(())
+    }
+
+    fn renew_loop(&self) {
+        let lease_ms = self.record().lease_ms;
+        let every = Duration::from_millis((lease_ms / 3).max(100));
+        let mut last_ok = Instant::now();
+        loop {
+            {
+                let (m, cv) = &*self.state;
+                let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
+                let deadline = Instant::now() + every;
+                while !st.stop {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    st = cv
+                        .wait_timeout(st, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                if st.stop {
+                    return;
+                }
+            }
+            match self.renew_once() {
+                Ok(true) => last_ok = Instant::now(),
+                Ok(false) => return,
+                Err(e) => {
+                    if last_ok.elapsed() > Duration::from_millis(lease_ms) {
+                        log::warn!(
+                            "{}: lease not renewed for {:.0} s ({e}); another opener may take the volume over with force, which fences this process",
+                            self.path,
+                            last_ok.elapsed().as_secs_f64()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// One renewal. Ok(false): a newer epoch exists, so stop renewing.
+    fn renew_once(&self) -> Result<bool> {
+        if let Some((n, _, _)) = newest_lease(&self.backend, &self.dir)? {
+            if n > self.epoch {
+                log::error!(
+                    "{}: a newer lease (epoch {n}) exists: this process was taken over and is fenced",
+                    self.path
+                );
+                return Ok(false);
+            }
+        }
+        let bytes = {
+            let mut r = self.record.lock().unwrap_or_else(|e| e.into_inner());
+            r.renewals += 1;
+            serde_json::to_vec_pretty(&*r)
+                .map_err(|e| Error::Internal(format!("lease encoding: {e}")))?
+        };
+        self.backend.put(&self.path, &bytes)?;
+        Ok(true)
+    }
+
+    /// Stop renewing and remove the lease file (when it is still ours).
+    pub(crate) fn release(&self) {
+        {
+            let (m, cv) = &*self.state;
+            m.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+            cv.notify_all();
+        }
+        if let Some(h) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+        if let Err(e) = self.backend.delete(&self.path, false) {
+            log::warn!("{}: could not remove the lease at close: {e}", self.path);
+        }
+    }
+}
+
+/// What a writable open gets from taking the lease: the lease (renewing),
+/// the data root it now owns, and the backend to do all I/O through.
+pub(crate) struct Taken {
+    pub(crate) lease: Arc<Lease>,
+    pub(crate) root: String,
+    pub(crate) backend: BackendRef,
+}
+
+/// The writable-open sequence: take the lease (refusing a held volume),
+/// fence every earlier holder by moving the data to this epoch's root, and
+/// wrap the backend in the marker check.
+pub(crate) fn take(
+    backend: &BackendRef,
+    dir: &str,
+    volume: &str,
+    opts: &LeaseOptions,
+) -> Result<Taken> {
+    let epochs = layout::root_epochs(&**backend, dir)?;
+    let lease = Arc::new(acquire(
+        backend,
+        dir,
+        epochs.last().copied().unwrap_or(0),
+        volume,
+        opts,
+    )?);
+    let fenced = layout::fence(&**backend, dir, lease.epoch).and_then(|root| {
+        lease.start()?;
+        Ok(root)
+    });
+    let root = match fenced {
+        Ok(r) => r,
+        Err(e) => {
+            lease.release();
+            return Err(e);
+        }
+    };
+    let marker = layout::marker_path(&root, lease.epoch);
+    let fb: BackendRef = fence::FencedBackend::new(backend.clone(), marker, lease.epoch);
+    Ok(Taken {
+        lease,
+        root,
+        backend: fb,
+    })
+}
