@@ -69,11 +69,15 @@ impl FencedBackend {
         Err(self.fenced_error(path))
     }
 
+    /// After a change: confirm a success; on a failure, say "fenced" when
+    /// that is why (a vanished path fails in many ways), else the failure.
     fn after<T>(&self, path: &str, r: Result<T>) -> Result<T> {
         match r {
             Ok(v) => self.confirm(path).map(|()| v),
-            Err(e @ BackendError::NotFound { .. }) => self.confirm(path).and(Err(e)),
-            Err(e) => Err(e),
+            Err(e) => match self.confirm(path) {
+                Err(f @ BackendError::Fenced { .. }) => Err(f),
+                _ => Err(e),
+            },
         }
     }
 }
