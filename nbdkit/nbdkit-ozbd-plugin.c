@@ -77,6 +77,7 @@ ozbd_load (void)
   struct ozbd_params d;
 
   params_init_status = ozbd_params_init (&params, sizeof params);
+  params.holder_frontend = "nbdkit";
   if (ozbd_params_init (&d, sizeof d) != 0)
     memset (&d, 0, sizeof d);
   snprintf (config_help, sizeof config_help,
@@ -101,7 +102,12 @@ ozbd_load (void)
 "                     rewrites its chunk (default %s)\n"
 "journal_mb=<N>       journal space (and dirty data held in memory) in MiB;\n"
 "                     writers wait when it is full (default %" PRIu64 ")\n"
-"cache_mb=<N>         read cache in MiB, 0: none (default %" PRIu64 ")",
+"cache_mb=<N>         read cache in MiB, 0: none (default %" PRIu64 ")\n"
+"takeover=1           take over a volume whose writer lease has expired\n"
+"                     (its holder is presumed dead, and is fenced); a\n"
+"                     volume held by a live writer is always refused\n"
+"readonly=1           open without the writer lease and never write\n"
+"                     (writes fail with EROFS)",
             d.workers, d.timeout_ms / 1000, d.retry_ms / 1000,
             d.max_inflight_requests, d.max_inflight_bytes,
             d.journal ? d.journal : "the engine's", d.journal_mb, d.cache_mb);
@@ -160,6 +166,8 @@ parse_seconds (const char *key, const char *value, uint32_t *ms)
 static int
 ozbd_config (const char *key, const char *value)
 {
+  int r;
+
   if (strcmp (key, "uri") == 0)
     return set_string (&uri, value);
   else if (strcmp (key, "size") == 0)
@@ -220,6 +228,18 @@ ozbd_config (const char *key, const char *value)
     return nbdkit_parse_uint64_t (key, value, &params.journal_mb);
   else if (strcmp (key, "cache_mb") == 0)
     return nbdkit_parse_uint64_t (key, value, &params.cache_mb);
+  else if (strcmp (key, "takeover") == 0) {
+    r = nbdkit_parse_bool (value);
+    if (r == -1)
+      return -1;
+    params.force = r;
+  }
+  else if (strcmp (key, "readonly") == 0) {
+    r = nbdkit_parse_bool (value);
+    if (r == -1)
+      return -1;
+    params.readonly = r;
+  }
   else {
     nbdkit_error ("unknown parameter '%s' (see nbdkit-ozbd-plugin --help)",
                   key);
@@ -489,6 +509,7 @@ ozbd_block_size (void *h, uint32_t *minimum, uint32_t *preferred,
 }
 
 static int ozbd_can_true (void *h) { return 1; }
+static int ozbd_can_write (void *h) { return !params.readonly; }
 static int ozbd_can_false (void *h) { return 0; }
 static int ozbd_can_fua (void *h) { return NBDKIT_FUA_NATIVE; }
 
@@ -590,10 +611,10 @@ static struct nbdkit_plugin plugin = {
   .open              = ozbd_open_conn,
   .get_size          = ozbd_get_size,
   .block_size        = ozbd_block_size,
-  .can_write         = ozbd_can_true,
+  .can_write         = ozbd_can_write,
   .can_flush         = ozbd_can_true,
-  .can_trim          = ozbd_can_true,
-  .can_zero          = ozbd_can_true,
+  .can_trim          = ozbd_can_write,
+  .can_zero          = ozbd_can_write,
   .can_extents       = ozbd_can_true,
   .can_multi_conn    = ozbd_can_true,
   .can_fua           = ozbd_can_fua,

@@ -301,6 +301,11 @@ bdev_ozone_opts_to_params(const struct bdev_ozone_create_opts *o, struct ozbd_pa
 	if (o->cache_mb.set) {
 		p->cache_mb = o->cache_mb.val;
 	}
+	/* Written into the lease: what a second opener's error and `ozbd info` name. */
+	p->holder_frontend = "spdk";
+	p->holder_name = o->name;
+	p->force = o->force;
+	p->readonly = o->readonly;
 }
 
 int
@@ -659,6 +664,9 @@ bdev_ozone_write_config_json(struct spdk_bdev *bdev, struct spdk_json_write_ctx 
 	}
 	if (o->cache_mb.set) {
 		spdk_json_write_named_uint64(w, "cache_mb", o->cache_mb.val);
+	}
+	if (o->readonly) {
+		spdk_json_write_named_bool(w, "readonly", true);
 	}
 	spdk_json_write_object_end(w);
 	spdk_json_write_object_end(w);

@@ -55,6 +55,10 @@ struct bdev_ozone_create_opts {
 	struct bdev_ozone_opt_u64 max_inflight_bytes;
 	struct bdev_ozone_opt_u64 journal_mb;
 	struct bdev_ozone_opt_u64 cache_mb;
+	/* Take over a volume whose writer lease expired (never saved in the config). */
+	bool force;
+	/* Open without the writer lease; writes fail with -EROFS. */
+	bool readonly;
 };
 
 /*

@@ -166,6 +166,8 @@ static const struct spdk_json_object_decoder rpc_bdev_ozone_create_decoders[] = 
 	{"journal", offsetof(struct rpc_bdev_ozone_create, opts.journal), spdk_json_decode_string, true},
 	{"journal_mb", offsetof(struct rpc_bdev_ozone_create, opts.journal_mb), bdev_ozone_decode_opt_u64, true},
 	{"cache_mb", offsetof(struct rpc_bdev_ozone_create, opts.cache_mb), bdev_ozone_decode_opt_u64, true},
+	{"force", offsetof(struct rpc_bdev_ozone_create, opts.force), spdk_json_decode_bool, true},
+	{"readonly", offsetof(struct rpc_bdev_ozone_create, opts.readonly), spdk_json_decode_bool, true},
 };
 
 static void

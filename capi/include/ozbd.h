@@ -114,6 +114,28 @@ typedef struct ozbd_params {
    * Read cache in MiB (default 64, at most 65536; 0 = no cache).
    */
   uint64_t cache_mb;
+  /**
+   * Non-zero: take over the volume when its writer lease has expired
+   * (the holder is presumed dead; it is fenced). A fresh lease is never
+   * taken over: the open fails with -EBUSY, naming the holder.
+   */
+  int force;
+  /**
+   * The writer lease's length in ms (default 15000, 1000 to 600000).
+   */
+  uint64_t lease_ms;
+  /**
+   * Who opens, written into the lease for `ozbd info` and for the error a
+   * second opener gets: the front end ("spdk", "nbdkit") and its name for
+   * the volume (a bdev name). NULL: unnamed.
+   */
+  const char *holder_frontend;
+  const char *holder_name;
+  /**
+   * Non-zero: open read-only. No lease is taken and nothing is ever
+   * written; writes, write-zeroes and unmaps complete with -EROFS.
+   */
+  int readonly;
 } ozbd_params;
 
 /**

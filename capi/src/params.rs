@@ -16,8 +16,8 @@ use std::ffi::{c_char, c_int, CStr};
 use std::time::Duration;
 
 use ozbd_chunkstore::defaults::{
-    DEFAULT_CACHE_MB, DEFAULT_CONNECT_TIMEOUT, DEFAULT_JOURNAL_MB, DEFAULT_MAX_INFLIGHT_BYTES,
-    DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY, DEFAULT_WORKERS,
+    DEFAULT_CACHE_MB, DEFAULT_CONNECT_TIMEOUT, DEFAULT_JOURNAL_MB, DEFAULT_LEASE_MS,
+    DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY, DEFAULT_WORKERS,
 };
 use ozbd_chunkstore::superblock::{DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE};
 use ozbd_chunkstore::{Error, JournalMode, OpenOptions, Superblock, VolumeUri};
@@ -76,6 +76,20 @@ pub struct ozbd_params {
     pub journal_mb: u64,
     /// Read cache in MiB (default 64, at most 65536; 0 = no cache).
     pub cache_mb: u64,
+    /// Non-zero: take over the volume when its writer lease has expired
+    /// (the holder is presumed dead; it is fenced). A fresh lease is never
+    /// taken over: the open fails with -EBUSY, naming the holder.
+    pub force: c_int,
+    /// The writer lease's length in ms (default 15000, 1000 to 600000).
+    pub lease_ms: u64,
+    /// Who opens, written into the lease for `ozbd info` and for the error a
+    /// second opener gets: the front end ("spdk", "nbdkit") and its name for
+    /// the volume (a bdev name). NULL: unnamed.
+    pub holder_frontend: *const c_char,
+    pub holder_name: *const c_char,
+    /// Non-zero: open read-only. No lease is taken and nothing is ever
+    /// written; writes, write-zeroes and unmaps complete with -EROFS.
+    pub readonly: c_int,
 }
 
 /// The smallest `opts_size` accepted: everything up to and including `mode`.
@@ -98,6 +112,11 @@ pub(crate) fn defaults() -> ozbd_params {
         journal: journal_cstr(JournalMode::default()).as_ptr(),
         journal_mb: DEFAULT_JOURNAL_MB,
         cache_mb: DEFAULT_CACHE_MB,
+        force: 0,
+        lease_ms: DEFAULT_LEASE_MS,
+        holder_frontend: std::ptr::null(),
+        holder_name: std::ptr::null(),
+        readonly: 0,
     }
 }
 
@@ -147,6 +166,15 @@ pub(crate) struct Params {
     pub(crate) timeout: Duration,
     pub(crate) cpumask: Option<CpuMask>,
     pub(crate) open: OpenOptions,
+}
+
+/// A string the caller may leave NULL (then empty).
+fn opt_cstr(p: *const c_char, what: &str) -> Result<String, Error> {
+    if p.is_null() {
+        Ok(String::new())
+    } else {
+        cstr(p, what)
+    }
 }
 
 /// Read the caller's struct: the first `opts_size` bytes over the defaults.
@@ -235,6 +263,11 @@ pub(crate) fn parse(uri: *const c_char, p: *const ozbd_params) -> Result<Params,
         // Not in the C ABI: the engine's default (OZBD_JOURNAL_STREAMS
         // overrides it for experiments).
         journal_streams: OpenOptions::default().journal_streams,
+        force: p.force != 0,
+        lease_ms: p.lease_ms,
+        frontend: opt_cstr(p.holder_frontend, "holder_frontend")?,
+        name: opt_cstr(p.holder_name, "holder_name")?,
+        readonly: p.readonly != 0,
     };
     open.validate()?;
     Ok(Params {

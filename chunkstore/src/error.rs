@@ -32,6 +32,9 @@ pub enum Error {
     /// The volume is held by another opener (its lease is fresh or needs force).
     #[error("{0}")]
     Held(String),
+    /// A change asked of a read-only open.
+    #[error("{0}")]
+    ReadOnly(String),
     /// A bug caught inside the engine (a panic); the request failed, the engine goes on.
     #[error("internal error: {0}; this is a bug in bdev_ozone, please report it")]
     Internal(String),
@@ -52,6 +55,7 @@ impl Error {
             Error::Closed => 9,              // EBADF
             Error::Busy(_) => 11,            // EAGAIN
             Error::Held(_) => 16,            // EBUSY
+            Error::ReadOnly(_) => 30,        // EROFS
             Error::Internal(_) => 5,         // EIO
         }
     }

@@ -91,6 +91,11 @@ pub struct OpenOptions {
     /// front end's name for the volume.
     pub frontend: String,
     pub name: String,
+    /// Open without the lease, never writing: writes, write-zeroes and
+    /// unmaps fail with EROFS, the journal is replayed in memory only, and
+    /// a holder that writes meanwhile is not stopped (reads may see its
+    /// changes or not).
+    pub readonly: bool,
 }
 
 impl Default for OpenOptions {
@@ -115,6 +120,7 @@ impl Default for OpenOptions {
             lease_ms: DEFAULT_LEASE_MS,
             frontend: String::new(),
             name: String::new(),
+            readonly: false,
         }
     }
 }
@@ -210,6 +216,7 @@ pub struct Volume {
     settings: Settings,
     /// The writer lease; released at close, after the last write.
     lease: Option<Arc<Lease>>,
+    readonly: bool,
 }
 
 impl std::fmt::Debug for Volume {
@@ -409,6 +416,11 @@ impl Volume {
         mut sb: Superblock,
         opts: &OpenOptions,
     ) -> Result<Volume> {
+        if opts.readonly {
+            let (_, root) = lease::layout::current_root(&*backend, &uri.dir)?;
+            let ro: BackendRef = Arc::new(lease::readonly::ReadOnlyBackend(backend));
+            return Volume::start_at(ro, uri, &root, sb, opts, None);
+        }
         let taken = lease::take(
             &backend,
             &uri.dir,
@@ -430,9 +442,22 @@ impl Volume {
                 sb.format_version
             );
         }
-        let backend = taken.backend;
-        let root = taken.root;
-        let chunk_dir = join(&root, CHUNK_DIR);
+        let lease = guard.defuse();
+        Volume::start_at(taken.backend, uri, &taken.root, sb, opts, lease)
+    }
+
+    /// List the stored chunks under `root`, start the engine and attach the journal.
+    fn start_at(
+        backend: BackendRef,
+        uri: &VolumeUri,
+        root: &str,
+        sb: Superblock,
+        opts: &OpenOptions,
+        lease: Option<Arc<Lease>>,
+    ) -> Result<Volume> {
+        // Released on every error below, before the volume owns it.
+        let guard = ReleaseOnError(lease);
+        let chunk_dir = join(root, CHUNK_DIR);
         let mut present = Vec::new();
         let entries = match backend.list(&chunk_dir) {
             Ok(e) => e,
@@ -445,9 +470,9 @@ impl Volume {
                 _ => log::warn!("{chunk_dir}: ignoring unexpected entry '{}'", e.name),
             }
         }
-        let mut vol = Volume::start(backend, uri.clone(), &root, sb, &present, opts)?;
+        let mut vol = Volume::start(backend, uri.clone(), root, sb, &present, opts)?;
         vol.lease = guard.defuse();
-        vol.attach_journal(&root, opts)
+        vol.attach_journal(root, opts)
     }
 
     /// The volume's current writer lease, if any, with its age by this
@@ -481,6 +506,26 @@ impl Volume {
     fn attach_journal(mut self, root: &str, opts: &OpenOptions) -> Result<Volume> {
         let dir = join(root, JOURNAL_DIR);
         let has_segments = !crate::journal::segment::list(&*self.backend(), &dir)?.is_empty();
+        if opts.readonly {
+            if has_segments {
+                let cfg = crate::journal::Config {
+                    capacity: opts.journal_mb << 20,
+                    retry_for: opts.retry,
+                    destage_parallel: 1,
+                    streams: 1,
+                };
+                // Replayed into memory for reads; no committer, no destager.
+                self.journal = Some(Arc::new(Journal::load(
+                    self.engine.clone(),
+                    self.backend(),
+                    dir,
+                    0,
+                    cfg,
+                    true,
+                )?));
+            }
+            return Ok(self);
+        }
         if opts.journal == JournalMode::None && !has_segments {
             return Ok(self);
         }
@@ -497,6 +542,7 @@ impl Volume {
             dir.clone(),
             self.epoch(),
             cfg,
+            false,
         )?);
         if opts.journal == JournalMode::Ozone {
             match self.start_journal(&j) {
@@ -650,6 +696,7 @@ impl Volume {
             workers: Mutex::new(Vec::new()),
             settings,
             lease: None,
+            readonly: opts.readonly,
         };
         let spawn = spawn_thread;
         let mut handles = Vec::with_capacity(opts.workers + 2);
@@ -748,6 +795,16 @@ impl Volume {
         sg: SgList,
         done: Completion,
     ) -> std::result::Result<(), Rejected> {
+        if self.readonly && matches!(op, Op::Write | Op::WriteZeroes | Op::Unmap) {
+            return Err(Rejected {
+                error: Error::ReadOnly(format!(
+                    "{} is open read-only: writes, write-zeroes and unmaps are refused",
+                    self.uri.canonical()
+                )),
+                sg,
+                done,
+            });
+        }
         match &self.journal {
             Some(j) => j.try_submit(op, offset, len, sg, done),
             None => self.engine.try_submit(op, offset, len, sg, done),
@@ -816,7 +873,11 @@ impl Volume {
     /// with `Error::Closed`. Idempotent; also done on drop.
     pub fn close(&self) {
         if let Some(j) = &self.journal {
-            j.close();
+            if self.readonly {
+                j.close_without_destager();
+            } else {
+                j.close();
+            }
         }
         self.engine.shutdown();
         let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));

@@ -53,8 +53,12 @@ fn a_second_open_is_refused_naming_the_holder_and_the_first_keeps_working() {
     let a = create(mem.clone(), &o);
     a.write(0, &[7u8; BS]).unwrap();
     for force in [false, true] {
-        let e = Volume::open(mem.clone(), &uri(), &opts(JournalMode::Ozone, 15_000, force))
-            .unwrap_err();
+        let e = Volume::open(
+            mem.clone(),
+            &uri(),
+            &opts(JournalMode::Ozone, 15_000, force),
+        )
+        .unwrap_err();
         let m = e.to_string();
         assert_eq!(e.errno(), 16, "EBUSY: {m}");
         assert!(
@@ -150,8 +154,13 @@ fn lease_length_is_validated() {
     for bad in [0, 999, 600_001] {
         let mut c = CreateOptions::new(16 << 20);
         c.chunk_size = 1 << 20;
-        let e = Volume::create(mem.clone(), &uri(), &c, &opts(JournalMode::None, bad, false))
-            .unwrap_err();
+        let e = Volume::create(
+            mem.clone(),
+            &uri(),
+            &c,
+            &opts(JournalMode::None, bad, false),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("lease_ms"), "{e}");
     }
 }

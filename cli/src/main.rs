@@ -58,6 +58,11 @@ struct Cli {
     /// Read cache in MiB (0: no cache). Default: the engine's.
     #[arg(long, global = true, value_name = "MIB")]
     cache_mb: Option<u64>,
+    /// Take over a volume whose writer lease has expired (its holder is
+    /// presumed dead; it is fenced and its writes fail). A volume held by a
+    /// live writer is always refused. `info` and `export` take no lease.
+    #[arg(long = "takeover", global = true)]
+    takeover: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -214,6 +219,14 @@ impl Ctx {
         Volume::open(b, uri, &self.open_opts())
     }
 
+    /// Open without the writer lease, never writing (info, export).
+    pub fn open_readonly(&self, uri: &VolumeUri) -> Result<Volume> {
+        let b = self.backend(uri)?;
+        let mut o = self.open_opts();
+        o.readonly = true;
+        Volume::open(b, uri, &o)
+    }
+
     pub fn open_opts(&self) -> OpenOptions {
         self.open.clone()
     }
@@ -235,6 +248,8 @@ fn open_options(cli: &Cli) -> Result<OpenOptions> {
     if let Some(n) = cli.cache_mb {
         o.cache_mb = n;
     }
+    o.force = cli.takeover;
+    o.frontend = "ozbd".into();
     o.validate()?;
     Ok(o)
 }
@@ -351,7 +366,7 @@ fn cmd_import(ctx: &Ctx, file: &str, uri: &VolumeUri, create: bool) -> Result<()
 }
 
 fn cmd_export(ctx: &Ctx, uri: &VolumeUri, file: &str) -> Result<()> {
-    let vol = ctx.open(uri)?;
+    let vol = ctx.open_readonly(uri)?;
     let sb = vol.superblock().clone();
     let out = File::create(file)
         .map_err(|e| Error::InvalidArgument(format!("cannot create {file}: {e}")))?;
@@ -439,8 +454,10 @@ fn run(cli: Cli) -> Result<()> {
             let uri = VolumeUri::parse(&uri)?;
             // The journal as the last writer left it, before this open
             // replays it.
-            let journal = Volume::journal_info(&ctx.backend(&uri)?, &uri)?;
-            let vol = ctx.open(&uri)?;
+            let backend = ctx.backend(&uri)?;
+            let journal = Volume::journal_info(&backend, &uri)?;
+            let lease = Volume::lease_info(&backend, &uri)?;
+            let vol = ctx.open_readonly(&uri)?;
             let sb = vol.superblock();
             let alloc = vol.allocated_chunks().len() as u64;
             if json {
@@ -453,6 +470,16 @@ fn run(cli: Cli) -> Result<()> {
                     "chunk_count": sb.chunk_count(),
                     "allocated_chunks": alloc,
                     "format_version": sb.format_version,
+                    "holder": lease.as_ref().map(|l| serde_json::json!({
+                        "epoch": l.record.epoch,
+                        "host": l.record.holder.host,
+                        "pid": l.record.holder.pid,
+                        "frontend": l.record.holder.frontend,
+                        "name": l.record.holder.name,
+                        "lease_ms": l.record.lease_ms,
+                        "age_ms": l.age_ms,
+                        "expired": l.expired(),
+                    })),
                     "journal": journal,
                     "settings": vol.settings(),
                 });
@@ -473,6 +500,18 @@ fn run(cli: Cli) -> Result<()> {
                     human(alloc * sb.chunk_size)
                 );
                 println!("format version:   {}", sb.format_version);
+                match &lease {
+                    None => println!("holder:           none (not open for writing)"),
+                    Some(l) => println!(
+                        "holder:           {}{}",
+                        l.describe(),
+                        if l.expired() {
+                            "; EXPIRED: `--takeover` takes it over"
+                        } else {
+                            ""
+                        }
+                    ),
+                }
                 let st = vol.settings();
                 if journal.segments == 0 {
                     println!("journal:          empty (nothing to replay)");

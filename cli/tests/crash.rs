@@ -176,7 +176,21 @@ fn checker_detects_torn_chunks_and_lost_writes() {
     let _ = model;
 
     // Tear a chunk: half of it reverts to zeros (old data), half stays new.
-    let chunk = std::fs::read_dir(dir.join("vol/chunks"))
+    // The chunks are in the newest writer epoch's root, vol/e<N>/chunks.
+    let root = std::fs::read_dir(dir.join("vol"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_prefix('e')?
+                .parse::<u64>()
+                .ok()
+                .map(|k| (k, e.path()))
+        })
+        .max()
+        .expect("an epoch data root")
+        .1;
+    let chunk = std::fs::read_dir(root.join("chunks"))
         .unwrap()
         .filter_map(|e| e.ok())
         .find(|e| e.file_name().len() == 16)

@@ -18,7 +18,7 @@ UNITS = {'': 1, 'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
 # (parameter, command-line flag attribute) of bdev_ozone_create's optional parameters.
 OPTIONAL = ('size', 'block_size', 'chunk_size', 'uuid', 'cpumask', 'timeout_ms', 'workers',
             'retry_ms', 'max_inflight_requests', 'max_inflight_bytes', 'journal', 'journal_mb',
-            'cache_mb')
+            'cache_mb', 'force', 'readonly')
 
 
 def _bytes(text):
@@ -76,6 +76,11 @@ def _add_create_options(p):
     p.add_argument('--journal-mb', type=int,
                    help='journal space (and the dirty data it holds in memory), in MiB')
     p.add_argument('--cache-mb', type=int, help='read cache, in MiB (0: no cache)')
+    # store_const None: a flag not given is not sent.
+    p.add_argument('--force', action='store_const', const=True,
+                   help='take over a volume whose writer lease expired (its holder is fenced)')
+    p.add_argument('--readonly', action='store_const', const=True,
+                   help='open without the writer lease; writes fail with EROFS')
 
 
 def _create_opts(args):

@@ -98,13 +98,14 @@ case_nomem() {
 }
 
 case_errno() {
-	ozt_log "[errno] file:// volume, retry_ms 0, its chunks/ directory replaced by a file, then write"
+	ozt_log "[errno] file:// volume, retry_ms 0, its e1/chunks/ directory replaced by a file, then write"
 	rm -rf "$filedir"
 	start_target errno || return
 	create errno '{"name": "Oz1", "uri": "file://'"$filedir"'", "size": 16777216, "chunk_size": 65536, "retry_ms": 0, "timeout_ms": '"$OZT_TIMEOUT_MS"'}' || return
 	export_bdev errno Oz1 errno || return
-	[[ -d $filedir/chunks ]] || { ozt_fail "[errno] no $filedir/chunks"; stop_target; return; }
-	rm -rf "$filedir/chunks" && echo "not a directory" > "$filedir/chunks"
+	# The data lives in the writer epoch's root: e1/ for a volume created by this target.
+	[[ -f $filedir/e1/fence-1 ]] || { ozt_fail "[errno] no $filedir/e1/fence-1 (the epoch 1 data root)"; stop_target; return; }
+	rm -rf "$filedir/e1/chunks" && echo "not a directory" > "$filedir/e1/chunks"
 	# Unique data: all-zero writes are stored as nothing, and would not fail.
 	initiator errno -q 8 -o 65536 -w write -U -t 2 -f
 	local err st

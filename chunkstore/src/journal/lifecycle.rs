@@ -27,6 +27,7 @@ impl Journal {
         dir: String,
         epoch: u64,
         cfg: Config,
+        readonly: bool,
     ) -> crate::error::Result<Journal> {
         let sb = engine.sb().clone();
         let gauge = Arc::new(AtomicU64::new(0));
@@ -34,10 +35,11 @@ impl Journal {
         let r = replay::replay(&*backend, &dir, &sb.uuid, sb.chunk_size, sb.size, &gauge)?;
         // Before anything new is acknowledged: what a fenced holder appends
         // to these segments from now on never counts.
-        if !r.lengths.is_empty()
-            || backend
-                .stat(&ozbd_backend::join(&dir, super::seal::SEAL_NAME))?
-                .is_some()
+        if !readonly
+            && (!r.lengths.is_empty()
+                || backend
+                    .stat(&ozbd_backend::join(&dir, super::seal::SEAL_NAME))?
+                    .is_some())
         {
             super::seal::write(&*backend, &dir, &r.lengths)?;
         }

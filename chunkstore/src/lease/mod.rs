@@ -19,10 +19,12 @@
 //! | `holder.rs` | the holder's identity; "dead on this host" |
 //! | `layout.rs` | epoch data roots, the fencing move, the marker |
 //! | `fence.rs` | `FencedBackend`: the marker check after every change |
+//! | `readonly.rs` | `ReadOnlyBackend`: read-only opens, which take no lease |
 
 pub(crate) mod fence;
 pub mod holder;
 pub mod layout;
+pub(crate) mod readonly;
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -244,7 +246,7 @@ pub fn acquire(
                 ))));
             } else if !opts.force {
                 return Err(cleanup(Error::Held(format!(
-                    "{volume}: the lease expired: {}; if that holder is dead, take the volume over with force (RPC `force`, `ozbd --force`, nbdkit `takeover=1`): its writes then fail, and nothing it does after that reaches the volume",
+                    "{volume}: the lease expired: {}; if that holder is dead, take the volume over with force (RPC `force`, `ozbd --takeover`, nbdkit `takeover=1`): its writes then fail, and nothing it does after that reaches the volume",
                     cur.describe()
                 ))));
             } else {
