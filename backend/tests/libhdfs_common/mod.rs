@@ -146,8 +146,45 @@ pub fn basic_contract(be: &dyn Backend, base: &str) {
     assert!(be.stat(&a).unwrap().is_some());
     assert!(be.delete(&dir, true).unwrap());
     assert!(be.stat(&dir).unwrap().is_none());
+    rename_contract(be, &join(base, "rn"));
     assert!(be.delete(base, true).unwrap());
     assert!(be.stat(base).unwrap().is_none());
+}
+
+/// Rename never replaces (the writer lease relies on it), moves whole
+/// directories, and says which of "no source" and "target exists" it hit;
+/// files carry a modification time.
+fn rename_contract(be: &dyn Backend, dir: &str) {
+    let (a, b) = (join(dir, "a"), join(dir, "b"));
+    be.put(&a, b"first").unwrap();
+    let mtime = be.stat(&a).unwrap().unwrap().mtime_ms;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        mtime > 0 && mtime.abs_diff(now) < 600_000,
+        "mtime {mtime}, now {now}"
+    );
+    be.rename(&a, &b).unwrap();
+    assert!(be.stat(&a).unwrap().is_none());
+    assert_eq!(read_all(be, &b, 5), b"first");
+    be.put(&a, b"second").unwrap();
+    match be.rename(&a, &b) {
+        Err(BackendError::Io { errno: 17, .. }) => {}
+        r => panic!("rename onto an existing file must fail with EEXIST: {r:?}"),
+    }
+    assert_eq!(read_all(be, &b, 5), b"first", "the target is untouched");
+    assert_eq!(read_all(be, &a, 6), b"second", "the source is untouched");
+    assert!(matches!(
+        be.rename(&join(dir, "nope"), &join(dir, "c")),
+        Err(BackendError::NotFound { .. })
+    ));
+    let moved = format!("{dir}-moved");
+    be.rename(dir, &moved).unwrap();
+    assert!(be.stat(dir).unwrap().is_none());
+    assert_eq!(read_all(be, &join(&moved, "b"), 5), b"first");
+    assert!(be.delete(&moved, true).unwrap());
 }
 
 /// 8 threads: each puts and reads back its own files, and all of them put and
