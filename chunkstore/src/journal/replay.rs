@@ -79,7 +79,16 @@ pub(crate) fn replay(
     let mut lengths = BTreeMap::new();
     for (n, len) in segment::list(backend, dir)? {
         let name = format!("{dir}/{}", seg_name(n));
-        let mut data = segment::read_all(backend, &join(dir, &seg_name(n)), len)?;
+        let mut data = match segment::read_all(backend, &join(dir, &seg_name(n)), len) {
+            Ok(d) => d,
+            // Removed since the list: only a read-only look can see this (a
+            // holder's destager applied it); a writable open owns the directory.
+            Err(Error::Backend(ozbd_backend::BackendError::NotFound { .. })) => {
+                log::info!("{name}: removed while replaying (applied by the holder): skipped");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(&cut) = sealed.get(&n).filter(|&&l| l < data.len() as u64) {
             log::warn!(
                 "{name}: ignoring {} bytes past the seal ({cut}): appended by a holder after it was fenced, never acknowledged",

@@ -182,6 +182,9 @@ pub struct Lease {
     path: String,
     pub(crate) epoch: u64,
     record: Mutex<LeaseRecord>,
+    /// The fence marker of this epoch's data root, once fenced: renewal stops
+    /// when it is gone (a later opener took the volume over).
+    marker: Mutex<Option<String>>,
     state: Arc<(Mutex<RenewState>, Condvar)>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -212,7 +215,15 @@ pub fn acquire(
         let _ = backend.delete(&tmp, false);
         e
     };
-    let prior = newest_lease(backend, dir)?;
+    let mut prior = newest_lease(backend, dir)?;
+    if let Some((e, path, _)) = prior.as_ref().filter(|p| p.0 < root_epoch) {
+        // Older than the data: a fenced holder renewed it after its takeover.
+        log::warn!(
+            "{path}: lease of writer epoch {e}, which was fenced by epoch {root_epoch}: removed"
+        );
+        let _ = backend.delete(path, false);
+        prior = None;
+    }
     let epoch = prior.as_ref().map_or(0, |p| p.0).max(root_epoch) + 1;
     let record = LeaseRecord {
         magic: LEASE_MAGIC.into(),
@@ -278,6 +289,7 @@ pub fn acquire(
         path,
         epoch,
         record: Mutex::new(record),
+        marker: Mutex::new(None),
         state: Arc::new((Mutex::new(RenewState { stop: false }), Condvar::new())),
         thread: Mutex::new(None),
     })
@@ -345,8 +357,23 @@ impl Lease {
         }
     }
 
-    /// One renewal. Ok(false): a newer epoch exists, so stop renewing.
+    /// One renewal. Ok(false): this holder was taken over, so stop renewing
+    /// (a stale renewal would make the volume look held by a fenced process).
     fn renew_once(&self) -> Result<bool> {
+        let marker = self
+            .marker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(m) = marker {
+            if self.backend.stat(&m)?.is_none() {
+                log::error!(
+                    "{}: the data root moved to a newer writer epoch: this process was taken over and is fenced; lease renewal stops",
+                    self.path
+                );
+                return Ok(false);
+            }
+        }
         if let Some((n, _, _)) = newest_lease(&self.backend, &self.dir)? {
             if n > self.epoch {
                 log::error!(
@@ -408,6 +435,8 @@ pub(crate) fn take(
         opts,
     )?);
     let fenced = layout::fence(&**backend, dir, lease.epoch).and_then(|root| {
+        *lease.marker.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(layout::marker_path(&root, lease.epoch));
         lease.start()?;
         Ok(root)
     });
