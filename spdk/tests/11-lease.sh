@@ -21,7 +21,6 @@ uri=$(ozt_uri v)
 OZT_CLEANUP_EXTRA="ozt_destroy_volume $uri"
 ozbd=$OZ_TOP/target/release/ozbd
 checks=0
-t=${OZT_LEASE_TIME:-40}
 
 # expect_error <sock> <desc> <method> <params> <regex on message> [code]
 expect_error() {
@@ -47,11 +46,20 @@ expect_ok() {
 }
 
 ozt_bdev_config "$(ozt_create_json Ozone0 "$uri" $((64 << 20)) 262144)" > "$OZT_WORK/bp.json"
-ozt_log "holder: bdevperf verify -o 4096 -q 8 -t $t on $uri"
+# -t is only an upper bound: bdevperf is stopped with SIGINT once the checks are done (it
+# drains its jobs and prints its totals, as at the end of -t).
+ozt_log "holder: bdevperf verify -o 4096 -q 8 on $uri, until the checks are done"
 ozt_start_app bp "$OZT_WORK/bdevperf.log" bdevperf --no-huge -s 1024 -u -r "$OZT_WORK/bp.sock" \
-	--json "$OZT_WORK/bp.json" -q 8 -o 4096 -w verify -t "$t"
-ozt_wait_for 300 sh -c "'$ozbd' info '$uri' 2>/dev/null | grep -q \"spdk 'Ozone0'\"" ||
-	{ ozt_fail "ozbd info never showed spdk 'Ozone0' as the holder: $("$ozbd" info "$uri" 2>&1 | tail -3)"; ozt_summary; exit 1; }
+	--json "$OZT_WORK/bp.json" -q 8 -o 4096 -w verify -t 900
+ozt_wait_sock "$OZT_WORK/bp.sock" "$bp" 300 &&
+	ozt_wait_for 300 sh -c "python3 '$SPDK_RPC_PY' -s '$OZT_WORK/bp.sock' bdev_get_bdevs -b Ozone0 > /dev/null 2>&1" ||
+	{ ozt_fail "bdevperf did not open the volume (log $OZT_WORK/bdevperf.log)"; ozt_summary; exit 1; }
+checks=$((checks + 1))
+if out=$("$ozbd" info "$uri" 2>&1) && grep -q "holder: .*held by spdk 'Ozone0', pid $bp " <<< "$out"; then
+	echo "  ok   ozbd info shows the holder: $(grep 'holder:' <<< "$out" | cut -c1-200)"
+else
+	ozt_fail "ozbd info does not show spdk 'Ozone0' (pid $bp) as the holder: $out"
+fi
 
 sock=$OZT_WORK/t.sock
 ozt_start_app tgt "$OZT_WORK/tgt.log" spdk_tgt --no-huge -s 1024 -u -r "$sock"
@@ -90,6 +98,8 @@ else
 	echo "  (nbdkit or its plugin is not built here: the nbdkit refusal is checked by nbdkit/tests/run.sh)"
 fi
 
+kill -0 "$bp" 2> /dev/null || ozt_fail "bdevperf ended before the checks were done"
+kill -INT "$bp" 2> /dev/null
 wait "$bp"
 ozt_check_bdevperf "the holder kept working" "$OZT_WORK/bdevperf.log" $?
 results="bdevperf ${OZT_IOPS:-?} IOPS, fail/s ${OZT_FAILPS:-?}, miscompares $OZT_MISCOMPARES"
@@ -97,7 +107,16 @@ results="bdevperf ${OZT_IOPS:-?} IOPS, fail/s ${OZT_FAILPS:-?}, miscompares $OZT
 expect_ok "$sock" "released at close: opens without force" bdev_ozone_create \
 	'{"name": "Oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}'
 ozt_log "SIGKILL of the target holding the volume; a new target on this host takes it over"
-kill -KILL "$tgt"
+# The holder's pid as its lease names it (the target process itself).
+holder=$("$ozbd" info --json "$uri" 2> /dev/null | jq -r '.holder.pid // empty')
+checks=$((checks + 1))
+if [[ -n $holder ]] && kill -0 "$holder" 2> /dev/null; then
+	echo "  ok   ozbd info --json names the holder's pid: $holder"
+else
+	ozt_fail "ozbd info --json names no live holder pid: '$holder'"
+fi
+kill -KILL "$holder" 2> /dev/null
+ozt_wait_for 60 sh -c "! kill -0 $holder 2> /dev/null" || ozt_fail "pid $holder survived SIGKILL"
 wait "$tgt" 2> /dev/null
 ozt_start_app tgt2 "$OZT_WORK/tgt2.log" spdk_tgt --no-huge -s 1024 -u -r "$sock"
 ozt_wait_sock "$sock" "$tgt2" 300 || { ozt_fail "the second spdk_tgt did not come up"; ozt_summary; exit 1; }
