@@ -87,7 +87,11 @@ fi
 plugin=$OZ_TOP/nbdkit/nbdkit-ozbd-plugin.so
 if command -v nbdkit > /dev/null && [[ -f $plugin ]]; then
 	checks=$((checks + 1))
-	if out=$(timeout 120 nbdkit -f -U "$OZT_WORK/nbd.sock" "$plugin" uri="$uri" --run true 2>&1); then
+	# nbdkit starts --run's command while the plugin opens the volume, and kills it when the
+	# open fails: "served" means a client got the export.
+	out=$(timeout 120 nbdkit -f -U "$OZT_WORK/nbd.sock" "$plugin" uri="$uri" \
+		--run 'nbdinfo --size "$uri" > /dev/null 2>&1 && echo SERVED' 2>&1)
+	if grep -q SERVED <<< "$out"; then
 		ozt_fail "nbdkit opened a held volume: $out"
 	elif grep -qE "$held" <<< "$out"; then
 		echo "  ok   nbdkit is refused: $(grep -E "$held" <<< "$out" | head -1 | cut -c1-200)"
