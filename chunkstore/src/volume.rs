@@ -648,6 +648,16 @@ impl Volume {
         } else if backend.stat(&uri.dir)?.is_none() {
             return Err(missing_volume_error(backend, uri));
         }
+        // Never pull a disk out from under a live writer.
+        if let Some(l) = Volume::lease_info(backend, uri)? {
+            if !l.expired() && !l.record.holder.is_dead_here() {
+                return Err(Error::Held(format!(
+                    "{} is in use: {}; close it there before deleting it",
+                    uri.canonical(),
+                    l.describe()
+                )));
+            }
+        }
         backend.delete(&uri.dir, true)?;
         Ok(())
     }

@@ -72,6 +72,12 @@ fn a_second_open_is_refused_naming_the_holder_and_the_first_keeps_working() {
     let info = Volume::lease_info(&mem, &uri()).unwrap().unwrap();
     assert_eq!(info.record.holder.frontend, "test");
     assert_eq!(info.record.epoch, a.epoch());
+    // Nor can the volume be deleted from under it.
+    let e = Volume::destroy(&mem, &uri(), true).unwrap_err();
+    assert!(
+        e.to_string().contains("close it there before deleting"),
+        "{e}"
+    );
     // The refused opens changed nothing: the holder goes on.
     a.write(BS as u64, &[8u8; BS]).unwrap();
     a.flush().unwrap();
