@@ -8,7 +8,7 @@
 //! OZBD_REQUIRE_OZONE=1. OZBD_CRASH_CYCLES overrides the number of kills.
 
 mod common;
-use common::ozbd;
+use common::{crash_check, ozbd};
 use common::{om_address, OZBD};
 
 use std::io::{BufRead, BufReader};
@@ -96,14 +96,7 @@ fn sigkill_never_loses_acknowledged_writes_or_tears_chunks() {
         let acked = text.lines().filter(|l| l.starts_with("A ")).count();
         total_logged += logged;
         total_acked += acked;
-        let (ok, out) = ozbd(&[
-            "crash-check",
-            &uri,
-            "--log",
-            log.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-        ]);
+        let (ok, out) = crash_check(&uri, &log, &model);
         assert!(ok, "cycle {cycle}: {out}");
         let summary = out
             .lines()
@@ -160,16 +153,7 @@ fn checker_detects_torn_chunks_and_lost_writes() {
         .unwrap();
     assert!(out.status.success());
     std::fs::write(&log, &out.stdout).unwrap();
-    let check = |model: &std::path::Path| {
-        ozbd(&[
-            "crash-check",
-            &uri,
-            "--log",
-            log.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-        ])
-    };
+    let check = |model: &std::path::Path| crash_check(&uri, &log, model);
     let pristine = dir.join("pristine.img");
     let (ok, out) = check(&pristine);
     assert!(ok, "untouched volume must pass: {out}");

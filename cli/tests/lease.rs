@@ -10,7 +10,7 @@
 //! OZBD_REQUIRE_OZONE=1.
 
 mod common;
-use common::ozbd;
+use common::{crash_check, ozbd};
 use common::{om_address, OZBD};
 
 use std::io::{BufRead, BufReader};
@@ -163,16 +163,7 @@ fn a_frozen_holder_is_refused_then_taken_over_and_cannot_change_a_byte() {
     let model = dir.join("model.img");
     let log_a_frozen = dir.join("a-frozen.log");
     std::fs::write(&log_a_frozen, keep(&a_before)).unwrap();
-    let check = |log: &std::path::Path| {
-        ozbd(&[
-            "crash-check",
-            &uri,
-            "--log",
-            log.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-        ])
-    };
+    let check = |log: &std::path::Path| crash_check(&uri, log, &model);
     let (ok, out) = check(&log_a_frozen);
     assert!(ok, "at the takeover: {out}");
     let summary_a = out

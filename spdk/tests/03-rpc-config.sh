@@ -26,35 +26,6 @@ uri=$(ozt_uri v)
 OZT_CLEANUP_EXTRA="ozt_destroy_volume $uri"
 checks=0
 
-# expect_error <desc> <method> <params> <regex on message> [code]
-expect_error() {
-	local out
-	checks=$((checks + 1))
-	out=$($RAW "$sock" "$2" "$3")
-	if jq -e '.error' <<< "$out" > /dev/null && jq -r '.error.message' <<< "$out" | grep -qiE "$4" &&
-		{ [[ -z ${5:-} ]] || jq -e ".error.code == $5" <<< "$out" > /dev/null; }; then
-		echo "  ok   $1: $(jq -c '{code: .error.code, message: .error.message, s: .elapsed_s}' <<< "$out")"
-	else
-		ozt_fail "$1: expected an error${5:+ with code $5} matching /$4/, got $out"
-	fi
-}
-# expect_ok <desc> <method> <params> [jq filter that must be true]
-expect_ok() {
-	local out
-	checks=$((checks + 1))
-	out=$($RAW "$sock" "$2" "$3")
-	if jq -e '.error' <<< "$out" > /dev/null; then
-		ozt_fail "$1: $out"
-		return 1
-	fi
-	if [[ -n ${4:-} ]] && ! jq -e "$4" <<< "$out" > /dev/null; then
-		ozt_fail "$1: result fails '$4': $out"
-		return 1
-	fi
-	echo "  ok   $1: $(jq -c '.result' <<< "$out" | cut -c1-160)"
-	LAST=$out
-}
-
 start_tgt() {
 	ozt_start_app tgt "$OZT_WORK/tgt-$1.log" spdk_tgt --no-huge -s 1024 -u -r "$sock" ${2:+--json "$2"}
 	ozt_wait_sock "$sock" "$tgt" 300 || { ozt_fail "spdk_tgt ($1) did not come up"; ozt_summary; exit 1; }
@@ -64,33 +35,33 @@ to=$OZT_TIMEOUT_MS
 ozt_log "part 1: parameter errors and create/open"
 start_tgt 1
 P=-32602 # JSON-RPC "invalid params"
-expect_error "no params" bdev_ozone_create '' 'missing parameters' $P
-expect_error "missing name" bdev_ozone_create '{"uri": "'"$uri"'"}' "missing required parameter 'name'" $P
-expect_error "missing uri" bdev_ozone_create '{"name": "oz0"}' "missing required parameter 'uri'" $P
-expect_error "uri and ozone_uri" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "ozone_uri": "'"$uri"'"}' "not both" $P
-expect_error "unknown key" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "bogus": 1}' "unknown parameter 'bogus'" $P
-expect_error "size not a number" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": "big"}' "parameter 'size'" $P
-expect_error "negative size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": -1}' "parameter 'size'" $P
-expect_error "key given twice" bdev_ozone_create '{"name": "oz0", "name": "oz1", "uri": "'"$uri"'"}' "'name' given twice" $P
+ozt_expect_error "no params" bdev_ozone_create '' 'missing parameters' $P
+ozt_expect_error "missing name" bdev_ozone_create '{"uri": "'"$uri"'"}' "missing required parameter 'name'" $P
+ozt_expect_error "missing uri" bdev_ozone_create '{"name": "oz0"}' "missing required parameter 'uri'" $P
+ozt_expect_error "uri and ozone_uri" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "ozone_uri": "'"$uri"'"}' "not both" $P
+ozt_expect_error "unknown key" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "bogus": 1}' "unknown parameter 'bogus'" $P
+ozt_expect_error "size not a number" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": "big"}' "parameter 'size'" $P
+ozt_expect_error "negative size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": -1}' "parameter 'size'" $P
+ozt_expect_error "key given twice" bdev_ozone_create '{"name": "oz0", "name": "oz1", "uri": "'"$uri"'"}' "'name' given twice" $P
 # The engine's own checks (ozbd_check_params), with its messages: the module has no copy.
-expect_error "bad block_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "block_size": 1000}' "block.size" $P
-expect_error "bad chunk_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "chunk_size": 100000}' "chunk.size" $P
-expect_error "bad uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "nope"}' "not a UUID" $P
-expect_error "bad scheme" bdev_ozone_create '{"name": "oz0", "uri": "http://x/y"}' "ofs://" $P
-expect_error "no bucket in uri" bdev_ozone_create '{"name": "oz0", "uri": "ofs://'"$OZONE_OM_ADDRESS"'/spdktest"}' "bucket" $P
-expect_error "bad cpumask" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "cpumask": "zz"}' "cpumask" $P
-expect_error "cpumask beyond the CPUs" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "cpumask": "[1000]"}' "cpumask" $P
-expect_error "timeout_ms 0" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": 0}' "timeout_ms" $P
-expect_error "workers 0" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "workers": 0}' "worker" $P
+ozt_expect_error "bad block_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "block_size": 1000}' "block.size" $P
+ozt_expect_error "bad chunk_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "chunk_size": 100000}' "chunk.size" $P
+ozt_expect_error "bad uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "nope"}' "not a UUID" $P
+ozt_expect_error "bad scheme" bdev_ozone_create '{"name": "oz0", "uri": "http://x/y"}' "ofs://" $P
+ozt_expect_error "no bucket in uri" bdev_ozone_create '{"name": "oz0", "uri": "ofs://'"$OZONE_OM_ADDRESS"'/spdktest"}' "bucket" $P
+ozt_expect_error "bad cpumask" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "cpumask": "zz"}' "cpumask" $P
+ozt_expect_error "cpumask beyond the CPUs" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "cpumask": "[1000]"}' "cpumask" $P
+ozt_expect_error "timeout_ms 0" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": 0}' "timeout_ms" $P
+ozt_expect_error "workers 0" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "workers": 0}' "worker" $P
 # The journal and the cache: the engine parses the mode and checks the ranges (its words
 # name the parameter). Each carries a size: were it not refused, it would create a volume.
 sz='"size": 67108864, "chunk_size": 262144'
-expect_error "bad journal" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal": "bogus"}' "journal 'bogus' is not known: use \"ozone\".* or \"none\"" $P
-expect_error "journal not a string" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal": 1}' "parameter 'journal'" $P
-expect_error "journal_mb below the minimum" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal_mb": 8}' "journal_mb 8 is out of range: use [0-9]+ to [0-9]+" $P
-expect_error "journal_mb negative" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal_mb": -1}' "parameter 'journal_mb'" $P
-expect_error "cache_mb above the maximum" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "cache_mb": 100000000}' "cache_mb 100000000 is out of range: use 0 \\(no cache\\) to" $P
-expect_error "alias takes the journal through the same checks" ozone_bdev_create '{"name": "oz0", "ozone_uri": "'"$uri"'", '"$sz"', "journal": "bogus"}' "journal 'bogus' is not known" $P
+ozt_expect_error "bad journal" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal": "bogus"}' "journal 'bogus' is not known: use \"ozone\".* or \"none\"" $P
+ozt_expect_error "journal not a string" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal": 1}' "parameter 'journal'" $P
+ozt_expect_error "journal_mb below the minimum" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal_mb": 8}' "journal_mb 8 is out of range: use [0-9]+ to [0-9]+" $P
+ozt_expect_error "journal_mb negative" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "journal_mb": -1}' "parameter 'journal_mb'" $P
+ozt_expect_error "cache_mb above the maximum" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", '"$sz"', "cache_mb": 100000000}' "cache_mb 100000000 is out of range: use 0 \\(no cache\\) to" $P
+ozt_expect_error "alias takes the journal through the same checks" ozone_bdev_create '{"name": "oz0", "ozone_uri": "'"$uri"'", '"$sz"', "journal": "bogus"}' "journal 'bogus' is not known" $P
 checks=$((checks + 1))
 if out=$(ozt_rpc "$sock" bdev_ozone_create oz0 "$uri" -s 64M --journal bogus 2>&1); then
 	ozt_fail "rpc.py bdev_ozone_create --journal bogus succeeded: $out"
@@ -99,9 +70,9 @@ elif grep -q "journal 'bogus' is not known" <<< "$out"; then
 else
 	ozt_fail "rpc.py bdev_ozone_create --journal bogus: $out"
 fi
-expect_error "refused journal options registered no bdev" bdev_get_bdevs '{"name": "oz0"}' "no such device|does not exist|not found"
-expect_error "params not an object" bdev_ozone_create '[1, 2]' "must be a JSON object" $P
-expect_error "no volume, no size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size" -22
+ozt_expect_error "refused journal options registered no bdev" bdev_get_bdevs '{"name": "oz0"}' "no such device|does not exist|not found"
+ozt_expect_error "params not an object" bdev_ozone_create '[1, 2]' "must be a JSON object" $P
+ozt_expect_error "no volume, no size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size" -22
 
 # Unreachable OM (nothing listens on port 9): bounded by timeout_ms, app stays responsive.
 t0=$(date +%s)
@@ -127,26 +98,26 @@ else
 	ozt_fail "unreachable OM: after ${dt}s got $(cat "$OZT_WORK/dead.json")"
 fi
 
-expect_ok "create" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 67108864, "chunk_size": 262144, "timeout_ms": '$to'}' '.result.action == "created"'
+ozt_expect_ok "create" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 67108864, "chunk_size": 262144, "timeout_ms": '$to'}' '.result.action == "created"'
 uuid=$(jq -r .result.uuid <<< "$LAST")
-expect_error "same uri again" bdev_ozone_create '{"name": "oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}' "already open"
-expect_error "same uri, trailing slash" bdev_ozone_create '{"name": "oz1", "uri": "'"$uri"'/", "timeout_ms": '$to'}' "already open"
-expect_ok "malloc for name clash" bdev_malloc_create '{"name": "m0", "num_blocks": 256, "block_size": 4096}'
-expect_error "name taken" bdev_ozone_create '{"name": "m0", "uri": "'"$uri"'-other", "size": 1048576, "timeout_ms": '$to'}' "already exists"
-expect_ok "driver info" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone | (.uri != null and .chunk_size == 262144 and .statistics.reads >= 0)'
-expect_ok "engine settings: its defaults" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.settings | type == "object" and length > 0'
-expect_ok "engine settings: journal and cache" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.settings | (.journal | type == "string") and (.journal_mb | type == "number") and (.cache_mb | type == "number")'
-expect_ok "statistics: journal and cache" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.statistics | (.journal.mode | type == "string") and (.journal.dirty_bytes | type == "number") and (.cache.hits | type == "number") and (.cache.capacity | type == "number")'
-expect_ok "uuid of bdev" bdev_get_bdevs '{"name": "oz0"}' ".result[0].uuid == \"$uuid\""
-expect_ok "optimal_io_boundary" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.optimal_io_boundary == 64'
-expect_error "delete unknown" bdev_ozone_delete '{"name": "nosuch"}' "no such ozone bdev"
-expect_error "delete non-ozone" bdev_ozone_delete '{"name": "m0"}' "not an ozone bdev"
-expect_error "delete bad flag" bdev_ozone_delete '{"name": "oz0", "destroy_data": "yes"}' "destroy_data"
-expect_ok "delete (keep data)" bdev_ozone_delete '{"name": "oz0"}'
-expect_ok "reopen" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' ".result.action == \"opened\" and .result.uuid == \"$uuid\""
-expect_ok "delete again" bdev_ozone_delete '{"name": "oz0"}'
-expect_error "open with another uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "00000000-0000-4000-8000-000000000001", "timeout_ms": '$to'}' "uuid|UUID"
-expect_error "open with another chunk size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "chunk_size": 1048576, "timeout_ms": '$to'}' "chunk"
+ozt_expect_error "same uri again" bdev_ozone_create '{"name": "oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}' "already open"
+ozt_expect_error "same uri, trailing slash" bdev_ozone_create '{"name": "oz1", "uri": "'"$uri"'/", "timeout_ms": '$to'}' "already open"
+ozt_expect_ok "malloc for name clash" bdev_malloc_create '{"name": "m0", "num_blocks": 256, "block_size": 4096}'
+ozt_expect_error "name taken" bdev_ozone_create '{"name": "m0", "uri": "'"$uri"'-other", "size": 1048576, "timeout_ms": '$to'}' "already exists"
+ozt_expect_ok "driver info" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone | (.uri != null and .chunk_size == 262144 and .statistics.reads >= 0)'
+ozt_expect_ok "engine settings: its defaults" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.settings | type == "object" and length > 0'
+ozt_expect_ok "engine settings: journal and cache" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.settings | (.journal | type == "string") and (.journal_mb | type == "number") and (.cache_mb | type == "number")'
+ozt_expect_ok "statistics: journal and cache" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.statistics | (.journal.mode | type == "string") and (.journal.dirty_bytes | type == "number") and (.cache.hits | type == "number") and (.cache.capacity | type == "number")'
+ozt_expect_ok "uuid of bdev" bdev_get_bdevs '{"name": "oz0"}' ".result[0].uuid == \"$uuid\""
+ozt_expect_ok "optimal_io_boundary" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.optimal_io_boundary == 64'
+ozt_expect_error "delete unknown" bdev_ozone_delete '{"name": "nosuch"}' "no such ozone bdev"
+ozt_expect_error "delete non-ozone" bdev_ozone_delete '{"name": "m0"}' "not an ozone bdev"
+ozt_expect_error "delete bad flag" bdev_ozone_delete '{"name": "oz0", "destroy_data": "yes"}' "destroy_data"
+ozt_expect_ok "delete (keep data)" bdev_ozone_delete '{"name": "oz0"}'
+ozt_expect_ok "reopen" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' ".result.action == \"opened\" and .result.uuid == \"$uuid\""
+ozt_expect_ok "delete again" bdev_ozone_delete '{"name": "oz0"}'
+ozt_expect_error "open with another uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "00000000-0000-4000-8000-000000000001", "timeout_ms": '$to'}' "uuid|UUID"
+ozt_expect_error "open with another chunk size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "chunk_size": 1048576, "timeout_ms": '$to'}' "chunk"
 # Through the rpc.py plugin's flags; cache_mb 0 means "no cache", not "default".
 checks=$((checks + 1))
 if out=$(ozt_rpc "$sock" bdev_ozone_create oz0 "$uri" --timeout-ms "$to" --retry-ms 0 --cpumask 0x1 \
@@ -156,9 +127,9 @@ else
 	ozt_fail "reopen for save_config through rpc.py: $out"
 fi
 jn='.journal == "none" and .journal_mb == 32 and .cache_mb == 0'
-expect_ok "settings: journal none, journal_mb 32, cache_mb 0" bdev_get_bdevs '{"name": "oz0"}' ".result[0].driver_specific.ozone.settings | $jn"
-expect_ok "statistics include retries" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.statistics.retries == 0'
-expect_ok "malloc delete" bdev_malloc_delete '{"name": "m0"}'
+ozt_expect_ok "settings: journal none, journal_mb 32, cache_mb 0" bdev_get_bdevs '{"name": "oz0"}' ".result[0].driver_specific.ozone.settings | $jn"
+ozt_expect_ok "statistics include retries" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.statistics.retries == 0'
+ozt_expect_ok "malloc delete" bdev_malloc_delete '{"name": "m0"}'
 ozt_rpc "$sock" save_config > "$OZT_WORK/saved.json" || ozt_fail "save_config failed"
 jq -c '.subsystems[] | select(.subsystem == "bdev") | .config[] | select(.method == "bdev_ozone_create")' "$OZT_WORK/saved.json" | sed 's/^/  saved: /'
 checks=$((checks + 1))
@@ -185,7 +156,7 @@ ozt_start_app dd "$OZT_WORK/dd-write.log" spdk_dd --no-huge -s 1024 -u -r "$OZT_
 	--json "$OZT_WORK/bdev-only.json" --if "$OZT_WORK/pattern.bin" --ob oz0 --bs 1048576
 wait "$dd" || ozt_fail "spdk_dd write failed (log $OZT_WORK/dd-write.log)"
 start_tgt 2 "$OZT_WORK/saved.json"
-expect_ok "restarted: same uuid" bdev_get_bdevs '{"name": "oz0"}' ".result[0].uuid == \"$uuid\""
+ozt_expect_ok "restarted: same uuid" bdev_get_bdevs '{"name": "oz0"}' ".result[0].uuid == \"$uuid\""
 ozt_stop_app "$tgt" || ozt_fail "spdk_tgt did not stop cleanly"
 ozt_start_app dd "$OZT_WORK/dd-read.log" spdk_dd --no-huge -s 1024 -u -r "$OZT_WORK/dd.sock" \
 	--json "$OZT_WORK/bdev-only.json" --ib oz0 --of "$OZT_WORK/readback.bin" --bs 1048576 --count 4
@@ -199,10 +170,10 @@ fi
 
 ozt_log "part 3: the restarted target runs the saved cpumask; delete with destroy_data"
 start_tgt 3 "$OZT_WORK/saved.json"
-expect_ok "restarted: cpumask kept" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.cpumask == "0x1"'
-expect_ok "restarted: journal none, journal_mb 32, cache_mb 0 kept" bdev_get_bdevs '{"name": "oz0"}' ".result[0].driver_specific.ozone.settings | $jn"
-expect_ok "delete destroy_data" bdev_ozone_delete '{"name": "oz0", "destroy_data": true}'
-expect_error "gone after destroy" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size|no volume"
+ozt_expect_ok "restarted: cpumask kept" bdev_get_bdevs '{"name": "oz0"}' '.result[0].driver_specific.ozone.cpumask == "0x1"'
+ozt_expect_ok "restarted: journal none, journal_mb 32, cache_mb 0 kept" bdev_get_bdevs '{"name": "oz0"}' ".result[0].driver_specific.ozone.settings | $jn"
+ozt_expect_ok "delete destroy_data" bdev_ozone_delete '{"name": "oz0", "destroy_data": true}'
+ozt_expect_error "gone after destroy" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "timeout_ms": '$to'}' "no size|pass a size|no volume"
 
 ozt_log "part 4: the original quick start (deprecated aliases, --size in bytes, a bucket's root)"
 qs_uri=ofs://$OZONE_OM_ADDRESS/spdktest/qs-$OZT_RUN_ID
@@ -214,17 +185,17 @@ if out=$(ozt_rpc "$sock" ozone_bdev_create --name ozone0 --size 1073741824 --ozo
 else
 	ozt_fail "quick start ozone_bdev_create: $out"
 fi
-expect_ok "quick start bdev: 1 GiB, 4096-byte blocks, at the bucket's root" bdev_get_bdevs '{"name": "ozone0"}' ".result[0] | .block_size == 4096 and .num_blocks * .block_size == 1073741824 and .driver_specific.ozone.uri == \"$qs_uri\""
+ozt_expect_ok "quick start bdev: 1 GiB, 4096-byte blocks, at the bucket's root" bdev_get_bdevs '{"name": "ozone0"}' ".result[0] | .block_size == 4096 and .num_blocks * .block_size == 1073741824 and .driver_specific.ozone.uri == \"$qs_uri\""
 checks=$((checks + 1))
 grep -q 'ozone_bdev_create is deprecated' "$OZT_WORK/tgt-3.log" ||
 	ozt_fail "the target did not log the alias as deprecated (SPDK's alias mechanism not used?)"
-expect_error "alias takes the same decoder" ozone_bdev_create '{"name": "x", "ozone_uri": "'"$qs_uri"'", "bogus": 1}' "unknown parameter 'bogus'" $P
+ozt_expect_error "alias takes the same decoder" ozone_bdev_create '{"name": "x", "ozone_uri": "'"$qs_uri"'", "bogus": 1}' "unknown parameter 'bogus'" $P
 checks=$((checks + 1))
 if out=$(ozt_rpc "$sock" ozone_bdev_delete --name ozone0 --destroy-data 2>&1); then
 	echo "  ok   rpc.py ozone_bdev_delete --name ozone0 --destroy-data"
 else
 	ozt_fail "quick start ozone_bdev_delete: $out"
 fi
-expect_error "quick start volume gone" bdev_ozone_create '{"name": "ozone0", "uri": "'"$qs_uri"'", "timeout_ms": '$to'}' "no size|pass a size|no volume"
+ozt_expect_error "quick start volume gone" bdev_ozone_create '{"name": "ozone0", "uri": "'"$qs_uri"'", "timeout_ms": '$to'}' "no size|pass a size|no volume"
 ozt_stop_app "$tgt" || ozt_fail "spdk_tgt did not stop cleanly"
 ozt_summary "$checks checks"

@@ -16,34 +16,10 @@ OZT_NAME=lease
 source "$(dirname "$0")/lib.sh"
 ozt_setup
 
-RAW="python3 $OZT_DIR/rpc_raw.py"
 uri=$(ozt_uri v)
 OZT_CLEANUP_EXTRA="ozt_destroy_volume $uri"
 ozbd=$OZ_TOP/target/release/ozbd
 checks=0
-
-# expect_error <sock> <desc> <method> <params> <regex on message> [code]
-expect_error() {
-	local out
-	checks=$((checks + 1))
-	out=$($RAW "$1" "$3" "$4")
-	if jq -e '.error' <<< "$out" > /dev/null && jq -r '.error.message' <<< "$out" | grep -qiE "$5" &&
-		{ [[ -z ${6:-} ]] || jq -e ".error.code == $6" <<< "$out" > /dev/null; }; then
-		echo "  ok   $2: $(jq -c '{code: .error.code, message: .error.message}' <<< "$out" | cut -c1-300)"
-	else
-		ozt_fail "$2: expected an error${6:+ with code $6} matching /$5/, got $out"
-	fi
-}
-expect_ok() {
-	local out
-	checks=$((checks + 1))
-	out=$($RAW "$1" "$3" "$4")
-	if jq -e '.error' <<< "$out" > /dev/null; then
-		ozt_fail "$2: $out"
-		return 1
-	fi
-	echo "  ok   $2: $(jq -c '.result' <<< "$out" | cut -c1-160)"
-}
 
 ozt_bdev_config "$(ozt_create_json Ozone0 "$uri" $((64 << 20)) 262144)" > "$OZT_WORK/bp.json"
 # -t is only an upper bound: bdevperf is stopped with SIGINT once the checks are done (it
@@ -66,15 +42,15 @@ ozt_start_app tgt "$OZT_WORK/tgt.log" spdk_tgt --no-huge -s 1024 -u -r "$sock"
 ozt_wait_sock "$sock" "$tgt" 300 || { ozt_fail "spdk_tgt did not come up"; ozt_summary; exit 1; }
 to=$OZT_TIMEOUT_MS
 held="is in use: held by spdk 'Ozone0', pid $bp on .*renewed [0-9.]+ s ago"
-expect_error "$sock" "a second target is refused, naming the holder" bdev_ozone_create \
+ozt_expect_error "a second target is refused, naming the holder" bdev_ozone_create \
 	'{"name": "Oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}' "$held" -16
-expect_error "$sock" "force does not take a live lease" bdev_ozone_create \
+ozt_expect_error "force does not take a live lease" bdev_ozone_create \
 	'{"name": "Oz1", "uri": "'"$uri"'", "force": true, "timeout_ms": '$to'}' "$held" -16
-expect_error "$sock" "force must be a boolean" bdev_ozone_create \
+ozt_expect_error "force must be a boolean" bdev_ozone_create \
 	'{"name": "Oz1", "uri": "'"$uri"'", "force": "yes"}' "parameter 'force'" -32602
-expect_ok "$sock" "a read-only open is allowed" bdev_ozone_create \
+ozt_expect_ok "a read-only open is allowed" bdev_ozone_create \
 	'{"name": "Oz1", "uri": "'"$uri"'", "readonly": true, "timeout_ms": '$to'}'
-expect_ok "$sock" "and closed" bdev_ozone_delete '{"name": "Oz1"}'
+ozt_expect_ok "and closed" bdev_ozone_delete '{"name": "Oz1"}'
 
 checks=$((checks + 1))
 if out=$("$ozbd" import /dev/null "$uri" 2>&1); then
@@ -108,7 +84,7 @@ wait "$bp"
 ozt_check_bdevperf "the holder kept working" "$OZT_WORK/bdevperf.log" $?
 results="bdevperf ${OZT_IOPS:-?} IOPS, fail/s ${OZT_FAILPS:-?}, miscompares $OZT_MISCOMPARES"
 
-expect_ok "$sock" "released at close: opens without force" bdev_ozone_create \
+ozt_expect_ok "released at close: opens without force" bdev_ozone_create \
 	'{"name": "Oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}'
 ozt_log "SIGKILL of the target holding the volume; a new target on this host takes it over"
 # The holder's pid as its lease names it (the target process itself).
@@ -124,7 +100,7 @@ ozt_wait_for 60 sh -c "! kill -0 $holder 2> /dev/null" || ozt_fail "pid $holder 
 wait "$tgt" 2> /dev/null
 ozt_start_app tgt2 "$OZT_WORK/tgt2.log" spdk_tgt --no-huge -s 1024 -u -r "$sock"
 ozt_wait_sock "$sock" "$tgt2" 300 || { ozt_fail "the second spdk_tgt did not come up"; ozt_summary; exit 1; }
-expect_ok "$sock" "a killed holder on this host is taken over without force" bdev_ozone_create \
+ozt_expect_ok "a killed holder on this host is taken over without force" bdev_ozone_create \
 	'{"name": "Oz1", "uri": "'"$uri"'", "timeout_ms": '$to'}'
 checks=$((checks + 1))
 if grep -q "its holder is gone from this host" "$OZT_WORK/tgt2.log"; then
@@ -132,6 +108,6 @@ if grep -q "its holder is gone from this host" "$OZT_WORK/tgt2.log"; then
 else
 	ozt_fail "no takeover log line in $OZT_WORK/tgt2.log"
 fi
-expect_ok "$sock" "closed" bdev_ozone_delete '{"name": "Oz1"}'
+ozt_expect_ok "closed" bdev_ozone_delete '{"name": "Oz1"}'
 ozt_stop_app "$tgt2"
 ozt_summary "$checks checks; $results"

@@ -207,6 +207,39 @@ ozt_bdev_config() {
 	echo "{\"subsystems\": [{\"subsystem\": \"bdev\", \"config\": [$*, {\"method\": \"bdev_wait_for_examine\"}]}]}"
 }
 
+# ---- JSON-RPC checks ------------------------------------------------------------------------
+# Raw JSON-RPC calls to the app at the caller's $sock (rpc_raw.py: errors come back as JSON, not
+# as rpc.py exceptions); each call counts one check in the caller's $checks and prints ok or
+# fails the test. ozt_expect_ok leaves the whole answer in $LAST.
+# ozt_expect_error <desc> <method> <params> <regex on message> [code]
+ozt_expect_error() {
+	local out
+	checks=$((checks + 1))
+	out=$(python3 "$OZT_DIR/rpc_raw.py" "$sock" "$2" "$3")
+	if jq -e '.error' <<< "$out" > /dev/null && jq -r '.error.message' <<< "$out" | grep -qiE "$4" &&
+		{ [[ -z ${5:-} ]] || jq -e ".error.code == $5" <<< "$out" > /dev/null; }; then
+		echo "  ok   $1: $(jq -c '{code: .error.code, message: .error.message, s: .elapsed_s}' <<< "$out")"
+	else
+		ozt_fail "$1: expected an error${5:+ with code $5} matching /$4/, got $out"
+	fi
+}
+# ozt_expect_ok <desc> <method> <params> [jq filter that must be true]
+ozt_expect_ok() {
+	local out
+	checks=$((checks + 1))
+	out=$(python3 "$OZT_DIR/rpc_raw.py" "$sock" "$2" "$3")
+	if jq -e '.error' <<< "$out" > /dev/null; then
+		ozt_fail "$1: $out"
+		return 1
+	fi
+	if [[ -n ${4:-} ]] && ! jq -e "$4" <<< "$out" > /dev/null; then
+		ozt_fail "$1: result fails '$4': $out"
+		return 1
+	fi
+	echo "  ok   $1: $(jq -c '.result' <<< "$out" | cut -c1-160)"
+	LAST=$out
+}
+
 # ---- NVMe-oF/TCP --------------------------------------------------------------------------
 # Export <bdev> from the app at <sock> over NVMe/TCP on 127.0.0.1:<port> as subsystem <nqn>:
 # ozt_nvmf_export <sock> <nqn> <bdev> <port>. Only ever listens on 127.0.0.1.

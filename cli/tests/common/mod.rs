@@ -24,3 +24,15 @@ pub fn ozbd(args: &[&str]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// `ozbd crash-check URI --log LOG --model MODEL`: (success, output).
+pub fn crash_check(uri: &str, log: &std::path::Path, model: &std::path::Path) -> (bool, String) {
+    ozbd(&[
+        "crash-check",
+        uri,
+        "--log",
+        log.to_str().expect("utf-8 path"),
+        "--model",
+        model.to_str().expect("utf-8 path"),
+    ])
+}
