@@ -60,6 +60,19 @@ fn writer(
     (child, copier)
 }
 
+/// Kills the writer when the test fails early, so no writer outlives it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
@@ -98,7 +111,8 @@ fn a_frozen_holder_is_refused_then_taken_over_and_cannot_change_a_byte() {
     std::fs::create_dir_all(&dir).unwrap();
 
     let log_a = dir.join("a.log");
-    let (mut a, copier_a) = writer(&uri, 1, 1_000_000, &log_a, &[]);
+    let (a, copier_a) = writer(&uri, 1, 1_000_000, &log_a, &[]);
+    let mut a = KillOnDrop(a);
     wait_for("writer A's first 20 acknowledged writes", 120, || {
         acked(&log_a) >= 20
     });
@@ -114,19 +128,19 @@ fn a_frozen_holder_is_refused_then_taken_over_and_cannot_change_a_byte() {
     ]);
     assert!(!ok, "a second writable open must be refused: {out}");
     assert!(
-        out.contains("is in use") && out.contains(&format!("pid {}", a.id())),
+        out.contains("is in use") && out.contains(&format!("pid {}", a.0.id())),
         "{out}"
     );
     let (ok, info) = ozbd(&["info", &uri]);
     assert!(
-        ok && info.contains(&format!("pid {}", a.id())),
+        ok && info.contains(&format!("pid {}", a.0.id())),
         "info shows the holder: {info}"
     );
     let before = acked(&log_a);
     wait_for("writer A to keep going", 60, || acked(&log_a) > before + 5);
 
     // Frozen past its lease: what it acknowledged so far is the record.
-    signal(&a, "-STOP");
+    signal(&a.0, "-STOP");
     std::thread::sleep(Duration::from_millis(500));
     let a_before = std::fs::read_to_string(&log_a).unwrap();
     let (_, info) = ozbd(&["info", "--json", &uri]);
@@ -173,14 +187,14 @@ fn a_frozen_holder_is_refused_then_taken_over_and_cannot_change_a_byte() {
         .to_string();
 
     // A resumes: every write it tries now fails; it exits with the fencing error.
-    signal(&a, "-CONT");
+    signal(&a.0, "-CONT");
     let t = Instant::now();
     let status = loop {
-        if let Some(s) = a.try_wait().unwrap() {
+        if let Some(s) = a.0.try_wait().unwrap() {
             break s;
         }
         if t.elapsed() > Duration::from_secs(120) {
-            let _ = a.kill();
+            let _ = a.0.kill();
             panic!("the fenced writer kept running for 120 s");
         }
         std::thread::sleep(Duration::from_millis(100));
