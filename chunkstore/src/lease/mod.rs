@@ -397,7 +397,11 @@ impl Lease {
     pub(crate) fn release(&self) {
         {
             let (m, cv) = &*self.state;
-            m.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+            let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
+            if st.stop {
+                return; // released already (close, then drop)
+            }
+            st.stop = true;
             cv.notify_all();
         }
         if let Some(h) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
