@@ -20,11 +20,16 @@ pub(crate) fn root_name(epoch: u64) -> String {
     format!("e{epoch}")
 }
 
-fn parse_root_name(name: &str) -> Option<u64> {
-    let n = name.strip_prefix('e')?;
+/// N from "<prefix>N" (decimal digits only): data roots, leases, markers.
+pub(crate) fn parse_numbered(name: &str, prefix: &str) -> Option<u64> {
+    let n = name.strip_prefix(prefix)?;
     (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         .then(|| n.parse().ok())
         .flatten()
+}
+
+fn parse_root_name(name: &str) -> Option<u64> {
+    parse_numbered(name, "e")
 }
 
 /// The data root of `epoch` in the volume directory `dir` (epoch 0: the
@@ -100,11 +105,7 @@ pub(crate) fn fence(backend: &dyn Backend, dir: &str, epoch: u64) -> Result<Stri
     }
     backend.put(&marker_path(&root, epoch), format!("{epoch}\n").as_bytes())?;
     for e in backend.list(&root)? {
-        if let Some(old) = e
-            .name
-            .strip_prefix("fence-")
-            .and_then(|n| n.parse::<u64>().ok())
-        {
+        if let Some(old) = parse_numbered(&e.name, "fence-") {
             if old != epoch {
                 backend.delete(&join(&root, &e.name), false)?;
             }

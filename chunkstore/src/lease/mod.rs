@@ -96,10 +96,7 @@ fn lease_name(epoch: u64) -> String {
 }
 
 fn parse_lease_name(name: &str) -> Option<u64> {
-    let n = name.strip_prefix("lease.")?;
-    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| n.parse().ok())
-        .flatten()
+    layout::parse_numbered(name, "lease.")
 }
 
 fn read_record(backend: &BackendRef, path: &str) -> Result<LeaseRecord> {
