@@ -134,9 +134,18 @@ fn newest_lease(backend: &BackendRef, dir: &str) -> Result<Option<(u64, String, 
 /// The volume's current lease, if any, with its age when `now_ms` (an OM
 /// time) is given.
 pub fn current(backend: &BackendRef, dir: &str, now_ms: Option<u64>) -> Result<Option<LeaseInfo>> {
-    let Some((epoch, path, mtime)) = newest_lease(backend, dir)? else {
-        return Ok(None);
-    };
+    match newest_lease(backend, dir)? {
+        Some(found) => describe_lease(backend, found, now_ms),
+        None => Ok(None),
+    }
+}
+
+/// Read the lease file `newest_lease` found: (epoch, path, mtime).
+fn describe_lease(
+    backend: &BackendRef,
+    (epoch, path, mtime): (u64, String, u64),
+    now_ms: Option<u64>,
+) -> Result<Option<LeaseInfo>> {
     let record = match read_record(backend, &path) {
         Ok(r) => r,
         // Removed between the list and the read: released just now.
@@ -175,13 +184,12 @@ struct RenewState {
 /// A held lease. Renewed by its own thread; removed by `release` (or drop).
 pub struct Lease {
     backend: BackendRef,
-    dir: String,
     path: String,
     pub(crate) epoch: u64,
     record: Mutex<LeaseRecord>,
-    /// The fence marker of this epoch's data root, once fenced: renewal stops
-    /// when it is gone (a later opener took the volume over).
-    marker: Mutex<Option<String>>,
+    /// The fence marker of this epoch's data root: renewal stops when it is
+    /// gone (a later opener took the volume over and moved the data).
+    marker: String,
     state: Arc<(Mutex<RenewState>, Condvar)>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -238,8 +246,8 @@ pub fn acquire(
         .map(|i| i.mtime_ms)
         .filter(|t| *t > 0);
     let mut taken_over = None;
-    if prior.is_some() {
-        if let Some(cur) = current(backend, dir, now).map_err(cleanup)? {
+    if let Some(found) = prior.clone() {
+        if let Some(cur) = describe_lease(backend, found, now).map_err(cleanup)? {
             let dead_here = cur.record.holder.is_dead_here();
             if dead_here {
                 log::warn!(
@@ -282,11 +290,10 @@ pub fn acquire(
     }
     Ok(Lease {
         backend: backend.clone(),
-        dir: dir.to_string(),
         path,
         epoch,
         record: Mutex::new(record),
-        marker: Mutex::new(None),
+        marker: layout::marker_path(&layout::root_path(dir, epoch), epoch),
         state: Arc::new((Mutex::new(RenewState { stop: false }), Condvar::new())),
         thread: Mutex::new(None),
     })
@@ -357,28 +364,14 @@ impl Lease {
     /// One renewal. Ok(false): this holder was taken over, so stop renewing
     /// (a stale renewal would make the volume look held by a fenced process).
     fn renew_once(&self) -> Result<bool> {
-        let marker = self
-            .marker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(m) = marker {
-            if self.backend.stat(&m)?.is_none() {
-                log::error!(
-                    "{}: the data root moved to a newer writer epoch: this process was taken over and is fenced; lease renewal stops",
-                    self.path
-                );
-                return Ok(false);
-            }
-        }
-        if let Some((n, _, _)) = newest_lease(&self.backend, &self.dir)? {
-            if n > self.epoch {
-                log::error!(
-                    "{}: a newer lease (epoch {n}) exists: this process was taken over and is fenced",
-                    self.path
-                );
-                return Ok(false);
-            }
+        // A taker writes its lease and then fences at once; a renewal in
+        // between is harmless (a lease older than the data root is stale).
+        if self.backend.stat(&self.marker)?.is_none() {
+            log::error!(
+                "{}: the data root moved to a newer writer epoch: this process was taken over and is fenced; lease renewal stops",
+                self.path
+            );
+            return Ok(false);
         }
         let bytes = {
             let mut r = self.record.lock().unwrap_or_else(|e| e.into_inner());
@@ -436,8 +429,6 @@ pub(crate) fn take(
         opts,
     )?);
     let fenced = layout::fence(&**backend, dir, lease.epoch).and_then(|root| {
-        *lease.marker.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(layout::marker_path(&root, lease.epoch));
         lease.start()?;
         Ok(root)
     });
@@ -448,8 +439,8 @@ pub(crate) fn take(
             return Err(e);
         }
     };
-    let marker = layout::marker_path(&root, lease.epoch);
-    let fb: BackendRef = fence::FencedBackend::new(backend.clone(), marker, lease.epoch);
+    let fb: BackendRef =
+        fence::FencedBackend::new(backend.clone(), lease.marker.clone(), lease.epoch);
     Ok(Taken {
         lease,
         root,
