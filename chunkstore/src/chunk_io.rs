@@ -9,22 +9,28 @@
 //! without a load, deletes for chunks that become all zeros), and keeping the
 //! read cache and open read handles coherent with those updates (after every
 //! put or delete attempt the chunk's version moves and the cached range is
-//! invalidated; reads fill the cache only while the version has not moved).
-//! Must never: retry or sleep (one attempt per call; the scheduler decides
+//! invalidated; reads fill the cache only while the version has not moved),
+//! and checking every byte read from a chunk against the chunk's checksum
+//! trailer (sums.rs) before anyone sees it, sealing every chunk put with one.
+//! Must never: return or cache bytes that failed (or skipped) verification
+//! on a volume with checksums, retry or sleep (one attempt per call; the scheduler decides
 //! whether and when to try again), commit an update that mixes old and new
 //! data (every update is one atomic backend `put` or `delete`, so repeating it
 //! is idempotent), or trust the map after a failed commit without asking the
 //! backend.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ozbd_backend::{join, BackendError, BackendRef};
 
 use crate::cache::{Cache, PAGE};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::handles::HandlePool;
 use crate::sglist::SgList;
 use crate::stats::Counters;
+use crate::sum_cache::{Stored, SumCache};
+use crate::sums::{trailer_len, Summer, UNIT};
 use crate::superblock::{chunk_name, Superblock, CHUNK_DIR};
 use crate::versions::ChunkMarks;
 
@@ -107,6 +113,9 @@ pub(crate) struct ChunkIo {
     pub(crate) cache: Option<Cache>,
     /// Open read handles, shared by every thread that reads chunks.
     pub(crate) handles: HandlePool,
+    /// The volume's checksum rules, and the trailers of recently read chunks.
+    summer: Summer,
+    sums: SumCache,
 }
 
 impl ChunkIo {
@@ -125,12 +134,14 @@ impl ChunkIo {
         ChunkIo {
             handles: HandlePool::new(backend.clone()),
             backend,
-            sb,
             chunk_dir: join(dir, CHUNK_DIR),
             present: map,
             unsure: Bitmap::new(n),
             marks: ChunkMarks::new(),
             cache: Cache::new(cache_bytes),
+            summer: Summer::new(&sb.uuid),
+            sums: SumCache::new(),
+            sb,
         }
     }
 
@@ -185,38 +196,146 @@ impl ChunkIo {
         }
     }
 
-    /// Read [off, off + buf.len()) of chunk `c`, zero-filling past its end.
-    /// A chunk the backend does not have reads as zeros, and the map learns it.
-    /// Through a pooled handle (an open stream of the chunk's current version).
+    /// Read from `pos` of chunk `c` into `buf` through a pooled handle;
+    /// the count read is short only at the end of the file.
+    fn read_range(&self, c: u64, path: &str, pos: usize, buf: &mut [u8]) -> std::result::Result<usize, BackendError> {
+        let mut at = 0;
+        while at < buf.len() {
+            match self
+                .handles
+                .read_at(c, path, &self.marks, (pos + at) as u64, &mut buf[at..])?
+            {
+                0 => break,
+                n => at += n,
+            }
+        }
+        Ok(at)
+    }
+
+    /// What chunk `c` carries after its data, at its current version: from
+    /// the trailer cache, else read (and checked) through a pooled handle.
+    fn stored(&self, c: u64, path: &str, counters: &Counters) -> Result<Stored> {
+        let version = self.marks.version(c);
+        if let Some(s) = self.sums.get(c, version) {
+            return Ok(s);
+        }
+        let clen = self.sb.chunk_len(c) as usize;
+        // One byte more than the trailer: a longer file is damage too.
+        let mut t = vec![0u8; trailer_len(clen) + 1];
+        let n = self.read_range(c, path, clen, &mut t)?;
+        let s = if n == 0 && !self.sb.checksums {
+            Stored::NoTrailer
+        } else {
+            match self.summer.decode(c, clen, &t[..n]) {
+                Ok(sums) => Stored::Sums(Arc::new(sums)),
+                Err(why) => return Err(self.corrupt(c, path, &why, counters)),
+            }
+        };
+        self.sums.insert(c, version, s.clone());
+        Ok(s)
+    }
+
+    /// The error (and log line) for damage found in chunk `c`.
+    fn corrupt(&self, c: u64, path: &str, why: &str, counters: &Counters) -> Error {
+        Counters::bump(&counters.checksum_errors);
+        let msg = format!(
+            "{path} (chunk {c}, volume bytes from {}): {why}. The read fails with an I/O error rather than return wrong data; `ozbd fsck` reports every damaged chunk",
+            c * self.sb.chunk_size
+        );
+        log::error!("{msg}");
+        Error::Corrupt(msg)
+    }
+
+    /// Read [off, off + buf.len()) of chunk `c`, zero-filling past its end,
+    /// and verify it. A chunk the backend does not have reads as zeros, and
+    /// the map learns it. Through a pooled handle (an open stream of the
+    /// chunk's current version).
     fn load(&self, c: u64, off: usize, buf: &mut [u8], counters: &Counters) -> Result<()> {
         Counters::bump(&counters.chunk_reads);
         let path = self.path(c);
-        let mut at = 0;
-        while at < buf.len() {
-            let pos = (off + at) as u64;
-            match self
-                .handles
-                .read_at(c, &path, &self.marks, pos, &mut buf[at..])
-            {
-                Ok(0) => break,
-                Ok(n) => at += n,
-                Err(BackendError::NotFound { .. }) => {
-                    if self.present.get(c) && !self.unsure.get(c) {
-                        log::warn!(
-                            "{path} is missing but the volume had it: is another writer using this volume? Reading it as zeros"
-                        );
-                    }
-                    self.learn(c, false, counters);
-                    buf.fill(0);
-                    return Ok(());
+        match self.load_verified(c, &path, off, buf, counters) {
+            Err(Error::Backend(BackendError::NotFound { .. })) => {
+                if self.present.get(c) && !self.unsure.get(c) {
+                    log::warn!(
+                        "{path} is missing but the volume had it: is another writer using this volume? Reading it as zeros"
+                    );
                 }
-                Err(e) => return Err(e.into()),
+                self.learn(c, false, counters);
+                buf.fill(0);
+                Ok(())
+            }
+            Err(e) => Err(e),
+            Ok(()) => {
+                if self.unsure.get(c) {
+                    self.learn(c, true, counters);
+                }
+                Ok(())
             }
         }
-        buf[at..].fill(0);
-        if self.unsure.get(c) {
-            self.learn(c, true, counters);
+    }
+
+    fn load_verified(
+        &self,
+        c: u64,
+        path: &str,
+        off: usize,
+        buf: &mut [u8],
+        counters: &Counters,
+    ) -> Result<()> {
+        let clen = self.sb.chunk_len(c) as usize;
+        let stored = self.stored(c, path, counters)?;
+        let end = (off + buf.len()).min(clen);
+        if off < end {
+            let short = |got: usize, want: usize| {
+                self.corrupt(
+                    c,
+                    path,
+                    &format!("the file ends {got} bytes into a read of {want} bytes from chunk offset {off}: it was truncated"),
+                    counters,
+                )
+            };
+            match stored {
+                Stored::NoTrailer => {
+                    let got = self.read_range(c, path, off, &mut buf[..end - off])?;
+                    if got < end - off {
+                        return Err(short(got, end - off));
+                    }
+                }
+                Stored::Sums(sums) => {
+                    // Whole units are read and verified; into the caller's
+                    // buffer when the range is unit-aligned, else through one
+                    // bounce buffer.
+                    let ua = off / UNIT * UNIT;
+                    let ub = end.div_ceil(UNIT).saturating_mul(UNIT).min(clen);
+                    let check = |span: &mut [u8]| -> Result<()> {
+                        let got = self.read_range(c, path, ua, span)?;
+                        if got < span.len() {
+                            return Err(short(got, span.len()));
+                        }
+                        self.summer.verify(c, &sums, ua / UNIT, span).map_err(|bad| {
+                            let lo = bad.0 * UNIT;
+                            self.corrupt(
+                                c,
+                                path,
+                                &format!(
+                                    "bytes {lo}..{} of the chunk do not match their checksum: the chunk was changed behind bdev_ozone's back or is damaged",
+                                    (lo + UNIT).min(clen)
+                                ),
+                                counters,
+                            )
+                        })
+                    };
+                    if ua == off && ub == end {
+                        check(&mut buf[..end - off])?;
+                    } else {
+                        let mut bounce = vec![0u8; ub - ua];
+                        check(&mut bounce)?;
+                        buf[..end - off].copy_from_slice(&bounce[off - ua..end - ua]);
+                    }
+                }
+            }
         }
+        buf[end.saturating_sub(off)..].fill(0);
         Ok(())
     }
 
@@ -254,7 +373,18 @@ impl ChunkIo {
             .min(clen);
         let version = self.marks.version(c);
         let mut buf = vec![0u8; end - start];
-        self.load(c, start, &mut buf, counters)?;
+        match self.load(c, start, &mut buf, counters) {
+            Ok(()) => {}
+            // Damage near the piece but outside it must not fail it: read
+            // just the piece's units (nothing is cached).
+            Err(Error::Corrupt(_)) if (start, end) != (p.off, p.off + p.len) => {
+                let mut own = vec![0u8; p.len];
+                self.load(c, p.off, &mut own, counters)?;
+                p.sg.copy_in(p.sg_off, &own);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
         p.sg.copy_in(p.sg_off, &buf[p.off - start..p.off - start + p.len]);
         cache.insert_span(c, start, buf, || self.marks.version(c) == version);
         Ok(())
@@ -340,7 +470,7 @@ impl ChunkIo {
                 state = if zeroing {
                     State::Zero
                 } else {
-                    let mut v = vec![0u8; clen];
+                    let mut v = chunk_buf(clen);
                     p.sg.copy_out(p.sg_off, &mut v);
                     State::Data(v)
                 };
@@ -349,7 +479,7 @@ impl ChunkIo {
             if let State::Unknown = state {
                 state = if self.may_hold_data(c) {
                     Counters::bump(&counters.rmw);
-                    let mut v = vec![0u8; clen];
+                    let mut v = chunk_buf(clen);
                     self.load(c, 0, &mut v, counters)?;
                     State::Data(v)
                 } else {
@@ -360,7 +490,7 @@ impl ChunkIo {
                 State::Zero if zeroing => {}
                 State::Data(v) if zeroing => v[p.off..p.off + p.len].fill(0),
                 State::Zero | State::Unknown => {
-                    let mut v = vec![0u8; clen];
+                    let mut v = chunk_buf(clen);
                     p.sg.copy_out(p.sg_off, &mut v[p.off..p.off + p.len]);
                     state = State::Data(v);
                 }
@@ -376,8 +506,9 @@ impl ChunkIo {
         let lo = batch.iter().map(|p| p.off).min().unwrap_or(0);
         let hi = batch.iter().map(|p| p.off + p.len).max().unwrap_or(0);
         match state {
-            State::Data(v) if v.iter().any(|&b| b != 0) => {
+            State::Data(mut v) if v.iter().any(|&b| b != 0) => {
                 Counters::bump(&counters.chunk_puts);
+                let sums = self.summer.seal(c, &mut v);
                 let r = self.backend.put(&path, &v);
                 self.changed(c, lo, hi);
                 if let Err(e) = r {
@@ -385,12 +516,17 @@ impl ChunkIo {
                     return Err(e.into());
                 }
                 self.learn_quietly(c, true);
+                // Reads are ordered after this update: the new version's
+                // trailer is known without reading it back.
+                self.sums
+                    .insert(c, self.marks.version(c), Stored::Sums(Arc::new(sums)));
             }
             _ => {
                 if self.may_hold_data(c) {
                     Counters::bump(&counters.chunk_deletes);
                     let r = self.backend.delete(&path, false);
                     self.changed(c, lo, hi);
+                    self.sums.remove(c);
                     if let Err(e) = r {
                         self.after_failed_update(c, counters);
                         return Err(e.into());
@@ -407,4 +543,12 @@ impl ChunkIo {
         self.unsure.set(c, false);
         self.present.set(c, stored);
     }
+}
+
+/// A zeroed buffer for a chunk's data, with room for its trailer (sealing it
+/// for the put then needs no copy).
+fn chunk_buf(clen: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(clen + trailer_len(clen));
+    v.resize(clen, 0);
+    v
 }

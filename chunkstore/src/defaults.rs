@@ -54,6 +54,9 @@ pub const MAX_JOURNAL_STREAMS: usize = 8;
 pub const DEFAULT_LEASE_MS: u64 = 15_000;
 pub const MIN_LEASE_MS: u64 = 1_000;
 pub const MAX_LEASE_MS: u64 = 600_000;
+/// Memory for cached chunk checksum trailers per volume (4 KiB per 4 MiB
+/// chunk: 2,048 chunks, 8 GiB of data, before a trailer is read again).
+pub const SUM_CACHE_BYTES: usize = 8 << 20;
 /// Read cache per volume, in MiB (0 turns it off).
 pub const DEFAULT_CACHE_MB: u64 = 64;
 pub const MAX_CACHE_MB: u64 = 64 << 10;

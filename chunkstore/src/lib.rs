@@ -20,6 +20,8 @@ mod retry;
 mod scheduler;
 pub mod sglist;
 pub mod stats;
+mod sum_cache;
+mod sums;
 pub mod superblock;
 pub mod uri;
 mod versions;

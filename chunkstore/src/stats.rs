@@ -31,6 +31,7 @@ pub(crate) struct Counters {
     pub(crate) busy: AtomicU64,
     pub(crate) panics: AtomicU64,
     pub(crate) healed: AtomicU64,
+    pub(crate) checksum_errors: AtomicU64,
     pub(crate) inflight: AtomicU64,
     pub(crate) inflight_bytes: AtomicU64,
 }
@@ -116,6 +117,9 @@ pub struct Stats {
     pub internal_errors: u64,
     /// Times the map of stored chunks was corrected after an ambiguous failure.
     pub healed: u64,
+    /// Chunk reads whose data or trailer failed its checksum (the request
+    /// failed with an I/O error; a log line names the chunk and the bytes).
+    pub checksum_errors: u64,
     /// Chunks currently stored.
     pub allocated_chunks: u64,
     /// Requests submitted and not yet completed.
@@ -149,6 +153,7 @@ impl Counters {
             busy: ld(&self.busy),
             internal_errors: ld(&self.panics),
             healed: ld(&self.healed),
+            checksum_errors: ld(&self.checksum_errors),
             allocated_chunks,
             inflight: ld(&self.inflight),
             inflight_bytes: ld(&self.inflight_bytes),

@@ -2,8 +2,10 @@
 //! The volume superblock.
 //!
 //! Owns: the on-disk description of a volume (format version, uuid, size, block
-//! size, chunk size), its JSON encoding, validation, and the chunk file naming.
-//! Must never: be rewritten in place except through the backend's atomic `put`.
+//! size, chunk size, whether chunks carry checksums), its JSON encoding with
+//! its own crc32c, validation, and the chunk file naming.
+//! Must never: be rewritten in place except through the backend's atomic `put`,
+//! or be accepted with a checksum that does not match.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,7 +18,13 @@ pub const MAGIC: &str = "bdev_ozone volume";
 /// 3: writers hold a lease (`lease.<epoch>`) and keep the data in their
 /// epoch's root (`e<epoch>/chunks`, `e<epoch>/journal`); see lease/. A reader
 /// of format 2 refuses format 3 (it would write without the lease).
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: chunk files carry a checksum trailer (sums.rs) and the superblock its
+/// own crc32c (`crc`). A volume created at format 4 has `checksums`: every
+/// chunk must have a trailer. One upgraded from format 3 keeps `checksums`
+/// false: its chunks written before the upgrade have none, and are verified
+/// from their next rewrite on. A reader of format 3 refuses format 4 (it
+/// would read the trailer as data past the chunk and write chunks without).
+pub const FORMAT_VERSION: u32 = 4;
 pub const SUPERBLOCK_NAME: &str = "superblock.json";
 pub const CHUNK_DIR: &str = "chunks";
 pub const DEFAULT_BLOCK_SIZE: u32 = 4096;
@@ -40,6 +48,14 @@ pub struct Superblock {
     /// Format 2: the writer epoch (fencing; reserved, always 0 for now).
     #[serde(default)]
     pub epoch: u64,
+    /// Format 4: every chunk file carries a checksum trailer; a chunk without
+    /// one is damage. False for volumes upgraded from format 3.
+    #[serde(default)]
+    pub checksums: bool,
+    /// Format 4: crc32c (8 hex digits) of the compact JSON of every other
+    /// field; required from format 4 on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc: Option<String>,
 }
 
 impl Superblock {
@@ -53,6 +69,8 @@ impl Superblock {
             chunk_size,
             journal: false,
             epoch: 0,
+            checksums: true,
+            crc: None,
         };
         sb.validate()?;
         Ok(sb)
@@ -85,15 +103,26 @@ impl Superblock {
         Ok(())
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
+    /// The crc32c of every field but `crc`.
+    fn own_crc(&self) -> String {
+        let mut bare = self.clone();
+        bare.crc = None;
         // Serializing a plain struct of strings and integers cannot fail.
-        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let bytes = serde_json::to_vec(&bare).unwrap_or_default();
+        format!("{:08x}", crc32c::crc32c(&bytes))
+    }
+
+    /// The superblock file's bytes, with its checksum.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut sealed = self.clone();
+        sealed.crc = Some(self.own_crc());
+        let mut v = serde_json::to_vec_pretty(&sealed).unwrap_or_default();
         v.push(b'\n');
         v
     }
 
     pub fn from_json(bytes: &[u8], path: &str) -> Result<Self> {
-        let sb: Superblock = serde_json::from_slice(bytes).map_err(|e| {
+        let mut sb: Superblock = serde_json::from_slice(bytes).map_err(|e| {
             Error::NotAVolume(format!(
                 "{path} is not a bdev_ozone superblock ({e}); is this directory a volume?"
             ))
@@ -110,6 +139,23 @@ impl Superblock {
                 sb.format_version
             )));
         }
+        match &sb.crc {
+            Some(crc) if *crc != sb.own_crc() => {
+                return Err(Error::Corrupt(format!(
+                    "{path}: the superblock's checksum does not match its content (it holds {crc}, the content sums to {}): it was damaged or edited by hand; the volume is not opened. Restore it from a copy, or run `ozbd fsck` for a report",
+                    sb.own_crc()
+                )))
+            }
+            None if sb.format_version >= 4 => {
+                return Err(Error::Corrupt(format!(
+                    "{path}: a format {} superblock must carry a checksum and this one has none: it was damaged or edited by hand; the volume is not opened",
+                    sb.format_version
+                )))
+            }
+            _ => {}
+        }
+        // The checksum belongs to the file, not the content: `to_json` makes it anew.
+        sb.crc = None;
         sb.validate()
             .map_err(|e| Error::Corrupt(format!("{path}: superblock is invalid: {e}")))?;
         Ok(sb)
@@ -155,7 +201,33 @@ mod tests {
         assert_eq!(odd.chunk_count(), 2);
         assert_eq!(odd.chunk_len(1), 512);
         assert!(Superblock::from_json(b"{}", "x").is_err());
+        assert!(sb.checksums, "new volumes carry checksums");
         assert_eq!(parse_chunk_name(&chunk_name(0xabc)), Some(0xabc));
         assert_eq!(parse_chunk_name("xyz"), None);
+    }
+
+    #[test]
+    fn a_damaged_superblock_is_refused() {
+        let sb = Superblock::new(1 << 30, 4096, 4 << 20, None).unwrap();
+        let text = String::from_utf8(sb.to_json()).unwrap();
+        // A changed value that is still valid JSON and a valid volume.
+        let edited = text.replace("1073741824", "2147483648");
+        assert_ne!(edited, text);
+        let e = Superblock::from_json(edited.as_bytes(), "x").unwrap_err();
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("checksum does not match"), "{e}");
+        // Format 4 without a checksum.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v.as_object_mut().unwrap().remove("crc");
+        let e = Superblock::from_json(v.to_string().as_bytes(), "x").unwrap_err();
+        assert!(e.to_string().contains("has none"), "{e}");
+        // A format 3 superblock (no crc, no checksums) still reads.
+        v["format_version"] = 3.into();
+        v.as_object_mut().unwrap().remove("checksums");
+        let old = Superblock::from_json(v.to_string().as_bytes(), "x").unwrap();
+        assert!(!old.checksums);
+        // Whitespace does not matter: the sum is over the content.
+        let squeezed = text.replace("\n", "").replace("  ", "");
+        assert!(Superblock::from_json(squeezed.as_bytes(), "x").is_ok());
     }
 }

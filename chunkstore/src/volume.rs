@@ -434,12 +434,14 @@ impl Volume {
         )?;
         let guard = ReleaseOnError(Some(taken.lease.clone()));
         if sb.format_version < crate::superblock::FORMAT_VERSION {
+            let from = sb.format_version;
             sb.format_version = crate::superblock::FORMAT_VERSION;
             taken.backend.put(&superblock_path(uri), &sb.to_json())?;
             log::info!(
-                "{}: upgraded the volume to format {} (writer leases, data under e<epoch>/); older bdev_ozone refuses to open it now",
+                "{}: upgraded the volume from format {from} to {} ({}chunk checksums on every chunk written from now on; chunks written before have none until rewritten); older bdev_ozone refuses to open it now",
                 uri.canonical(),
-                sb.format_version
+                sb.format_version,
+                if from < 3 { "writer leases, data under e<epoch>/, " } else { "" }
             );
         }
         let lease = guard.defuse();

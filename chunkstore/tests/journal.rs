@@ -481,29 +481,36 @@ fn a_format_1_volume_is_upgraded_when_opened_with_the_journal() {
     sb["format_version"] = 1.into();
     sb.as_object_mut().unwrap().remove("journal");
     sb.as_object_mut().unwrap().remove("epoch");
+    sb.as_object_mut().unwrap().remove("checksums");
+    sb.as_object_mut().unwrap().remove("crc");
     mem.put(path, &serde_json::to_vec(&sb).unwrap()).unwrap();
 
-    // Every writable open takes a lease, so it upgrades to format 3 (leases,
-    // data under e<epoch>/), with the journal flag as the mode says.
+    // Every writable open takes a lease, so it upgrades to format 4 (leases,
+    // data under e<epoch>/, chunk checksums from now on), with the journal
+    // flag as the mode says.
     let v = Volume::open(mem.clone(), &uri(), &none).unwrap();
     assert_eq!(
         (v.superblock().format_version, v.superblock().journal),
-        (3, false),
+        (4, false),
         "journal=none leaves the journal flag off"
+    );
+    assert!(
+        !v.superblock().checksums,
+        "chunks written before the upgrade have no trailer"
     );
     drop(v);
     let v = Volume::open(mem.clone(), &uri(), &opts(16)).unwrap();
     drop(v);
     let sb = Volume::inspect(&(mem.clone() as BackendRef), &uri()).unwrap();
-    assert_eq!((sb.format_version, sb.journal), (3, true));
+    assert_eq!((sb.format_version, sb.journal), (4, true));
     // A format 1 reader refuses it: it checks format_version > 1, as this
-    // one checks > 3.
+    // one checks > 4.
     let mut future: serde_json::Value = serde_json::from_slice(&{
         let n = mem.read_at(path, 0, &mut buf).unwrap();
         buf[..n].to_vec()
     })
     .unwrap();
-    future["format_version"] = 4.into();
+    future["format_version"] = 5.into();
     mem.put(path, &serde_json::to_vec(&future).unwrap())
         .unwrap();
     let e = Volume::open(mem.clone(), &uri(), &opts(16)).unwrap_err();
