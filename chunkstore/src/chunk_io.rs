@@ -198,7 +198,13 @@ impl ChunkIo {
 
     /// Read from `pos` of chunk `c` into `buf` through a pooled handle;
     /// the count read is short only at the end of the file.
-    fn read_range(&self, c: u64, path: &str, pos: usize, buf: &mut [u8]) -> std::result::Result<usize, BackendError> {
+    fn read_range(
+        &self,
+        c: u64,
+        path: &str,
+        pos: usize,
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, BackendError> {
         let mut at = 0;
         while at < buf.len() {
             match self

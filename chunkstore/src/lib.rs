@@ -12,6 +12,7 @@ mod chunk_io;
 pub mod connect;
 pub mod defaults;
 pub mod error;
+pub mod fsck;
 mod handles;
 pub mod journal;
 pub mod lease;

@@ -218,7 +218,10 @@ mod tests {
         let sums = s.seal(3, &mut file);
         // The same bytes at another unit, in another chunk, in another volume.
         assert_eq!(s.verify(3, &sums, 1, &file[..UNIT]), Err(BadUnit(1)));
-        assert!(s.decode(4, clen, &file[clen..]).unwrap_err().contains("chunk 3"));
+        assert!(s
+            .decode(4, clen, &file[clen..])
+            .unwrap_err()
+            .contains("chunk 3"));
         let other = Summer::new(&Uuid::from_u128(8));
         assert!(other
             .decode(3, clen, &file[clen..])

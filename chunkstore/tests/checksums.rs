@@ -113,7 +113,11 @@ fn damage_behind_the_engines_back_is_an_io_error_never_wrong_data() {
 
         let v = Volume::open(mem.clone(), &uri(), &opts(cache_mb)).unwrap();
         assert_corrupt(read(&v, 5 * 4096, 4096), 0, "flipped bit");
-        assert_corrupt(read(&v, 5 * 4096 + 512, 512), 0, "flipped bit, unaligned read");
+        assert_corrupt(
+            read(&v, 5 * 4096 + 512, 512),
+            0,
+            "flipped bit, unaligned read",
+        );
         assert_corrupt(read(&v, 0, CS), 0, "flipped bit, whole chunk");
         assert_eq!(
             read(&v, 6 * 4096, 4096).unwrap(),
@@ -121,7 +125,11 @@ fn damage_behind_the_engines_back_is_an_io_error_never_wrong_data() {
             "the chunk's undamaged units still read"
         );
         assert_corrupt(read(&v, CS, 4096), 1, "truncated");
-        assert_eq!(read(&v, 2 * CS, CS).unwrap(), pattern(2), "chunk 2 is intact");
+        assert_eq!(
+            read(&v, 2 * CS, CS).unwrap(),
+            pattern(2),
+            "chunk 2 is intact"
+        );
         assert_corrupt(read(&v, 3 * CS, 4096), 3, "another chunk's file");
         assert!(v.stats().checksum_errors >= 5, "{:?}", v.stats());
 
@@ -129,7 +137,10 @@ fn damage_behind_the_engines_back_is_an_io_error_never_wrong_data() {
         // (The open moved the data root: paths are asked again.)
         let p0 = chunk_path(&mem, 0);
         let before = file(&mem, &p0);
-        assert!(v.write(0, &[9u8; 4096]).is_err(), "read-modify-write of a damaged chunk fails");
+        assert!(
+            v.write(0, &[9u8; 4096]).is_err(),
+            "read-modify-write of a damaged chunk fails"
+        );
         assert_eq!(file(&mem, &p0), before, "and changes nothing");
         // A whole-chunk write replaces the damaged chunk.
         v.write(0, &pattern(7)).unwrap();
@@ -175,7 +186,11 @@ fn an_upgraded_volume_reads_its_old_chunks_and_checks_its_new_ones() {
     assert_eq!(v.superblock().format_version, 4);
     assert!(!v.superblock().checksums);
     for c in 0..4 {
-        assert_eq!(read(&v, c * CS, CS).unwrap(), pattern(c), "old chunk {c} reads");
+        assert_eq!(
+            read(&v, c * CS, CS).unwrap(),
+            pattern(c),
+            "old chunk {c} reads"
+        );
     }
     // A rewrite gives the chunk a trailer, so damage to it is caught from now on.
     v.write((CS + 4096) as u64, &[3u8; 4096]).unwrap();
@@ -209,7 +224,10 @@ fn a_damaged_superblock_is_refused_with_a_clear_error() {
     assert!(matches!(e, Error::Corrupt(_)), "{e}");
     assert!(e.to_string().contains("checksum does not match"), "{e}");
     let b: BackendRef = mem.clone();
-    assert!(Volume::inspect(&b, &uri()).is_err(), "inspect refuses it too");
+    assert!(
+        Volume::inspect(&b, &uri()).is_err(),
+        "inspect refuses it too"
+    );
     // Nothing was written: the damaged file is as it was.
     assert_eq!(file(&mem, &sbp), edited.as_bytes());
 }
