@@ -13,6 +13,8 @@ pub mod connect;
 pub mod defaults;
 pub mod error;
 pub mod fsck;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handles;
 pub mod journal;
 pub mod lease;

@@ -390,7 +390,7 @@ for py in python3 /usr/bin/python3; do
   if "$py" -c 'import nbd' 2>/dev/null; then NBDSH=("$py" -m nbd); break; fi
 done
 if [[ ${#NBDSH[@]} -eq 0 ]]; then
-  for slug in nbdsh-strict-unaligned nbdsh-unaligned nbdsh-flush-fua; do
+  for slug in nbdsh-strict-unaligned nbdsh-unaligned nbdsh-out-of-range nbdsh-flush-fua; do
     skip "$slug" "python3-libnbd (nbdsh) is not installed (apt-get install python3-libnbd)"
   done
 else
@@ -435,6 +435,30 @@ for i in range(50):
 " >"$WORK/nbdsh.out" 2>&1; then
     pass "nbdsh (strict mode off): unaligned pwrite/pread/zero served by the plugin; 2 connections racing on one block keep both"
   else fail "nbdsh unaligned requests"; cat "$WORK/nbdsh.out"; fi
+  # Out of range, with libnbd's own range check off so that the requests reach the
+  # server: each must fail with an NBD error (nbdkit checks the range before the plugin),
+  # the connection must stay usable, and the last bytes of the volume stay as they were.
+  if "${NBDSH[@]}" -u "$NBD" -c "
+h.set_strict_mode(0)
+S = h.get_size()
+h.pwrite(b'\x5a' * 4096, S - 4096)
+for name, f in [('pread past the end', lambda: h.pread(8192, S - 4096)),
+                ('pread at the end', lambda: h.pread(1, S)),
+                ('pwrite past the end', lambda: h.pwrite(b'\x66' * 8192, S - 4096)),
+                ('pwrite far past', lambda: h.pwrite(b'\x66' * 512, 2**62)),
+                ('zero past the end', lambda: h.zero(8192, S - 4096)),
+                ('trim past the end', lambda: h.trim(8192, S - 4096))]:
+    try:
+        f()
+    except nbd.Error as e:
+        print(name, 'refused:', e.string, 'errno', e.errno)
+        continue
+    raise AssertionError(name + ' was accepted')
+assert h.pread(4096, S - 4096) == b'\x5a' * 4096, 'the last block is unchanged'
+" >"$WORK/nbdsh-range.out" 2>&1; then
+    pass "nbdsh (strict mode off): out-of-range pread/pwrite/zero/trim refused with an NBD error, data unchanged"
+    note "$(head -1 "$WORK/nbdsh-range.out")"
+  else fail "nbdsh out-of-range requests"; cat "$WORK/nbdsh-range.out"; fi
   if "${NBDSH[@]}" -u "$NBD" -c "
 import nbd
 a = nbd.NBD(); a.connect_uri('$NBD'); b = nbd.NBD(); b.connect_uri('$NBD')

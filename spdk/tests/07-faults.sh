@@ -9,15 +9,19 @@
 #  dn-stop: one datanode hangs (SIGSTOP) for OZT_FAULT_SECS: no failed I/O and no miscompare;
 #           the slowdown is measured and printed, not required (a hung Ratis leader holds
 #           writes for the Ozone client's timeouts);
-#  om:      the Ozone Manager hangs (SIGSTOP) for OZT_FAULT_SECS: I/O may fail or wait, but
-#           must resume within OZT_RESUME_SECS of SIGCONT.
+#  om:      the Ozone Manager hangs (SIGSTOP) for OZT_FAULT_SECS, past every client timeout:
+#           I/O may fail or wait, but must resume within OZT_RESUME_SECS of SIGCONT;
+#  om-restart: the Ozone Manager is killed (SIGKILL), stays down for OZT_FAULT_SECS and is
+#           restarted with `scripts/ozone-local start` (a real restart: RocksDB and Ratis log
+#           recovery): I/O may fail or wait while it is down, but must resume within
+#           OZT_RESUME_SECS of the restart, with no miscompare.
 # Before a fault, the test waits for the journal's steady state (the destager's first pass
 # drained it; bounded by OZT_SETTLE_SECS), so the "before" rate is one the volume sustains.
 # Once I/O goes on after the fault, bdevperf runs 15 s more and is stopped with SIGINT.
-# In every case the app must never crash. OZT_FAULT_CASES picks cases (default: all three).
+# In every case the app must never crash. OZT_FAULT_CASES picks cases (default: all four).
 # Progress is sampled with bdev_get_iostat (completed ops) every few seconds.
 # Must never: leave a daemon stopped or dead (a trap sends SIGCONT and restarts a killed
-# datanode), or touch a daemon other than dn3 and the OM.
+# datanode or OM), or touch a daemon other than dn3 and the OM.
 
 OZT_NAME=faults
 source "$(dirname "$0")/lib.sh"
@@ -41,7 +45,7 @@ cont_all() {
 	if ((KILLED)); then
 		KILLED=0
 		"$OZ_TOP/scripts/ozone-local" start > "$OZT_WORK/restart-cleanup.log" 2>&1 ||
-			echo "[$OZT_NAME] WARNING: could not restart dn3 (see $OZT_WORK/restart-cleanup.log)"
+			echo "[$OZT_NAME] WARNING: could not restart the killed daemon (see $OZT_WORK/restart-cleanup.log)"
 	fi
 }
 uri=$(ozt_uri v)
@@ -68,7 +72,7 @@ run_fault() {
 	local runtime=$((settle_secs + 20 + fault_secs + resume_secs + 20)) i before during after_cont resumed=""
 	case $label in
 		dn-kill | dn-stop) victim=$(dn3_pid) ;;
-		om) victim=$("$OZ_TOP/scripts/ozone-local" status | awk '$1 == "om" && $2 == "running" {print $4}') ;;
+		om | om-restart) victim=$("$OZ_TOP/scripts/ozone-local" status | awk '$1 == "om" && $2 == "running" {print $4}') ;;
 	esac
 	if [[ -z $victim ]]; then
 		ozt_fail "[$label] the daemon to fault is not running"
@@ -102,8 +106,8 @@ run_fault() {
 	sleep 15
 	before=$(ops "$bsock")
 	local base_secs=$(($(date +%s) - t_p0))
-	if [[ $label == dn-kill ]]; then
-		ozt_log "[$label] ops before: $before ($(rw "$bsock")); SIGKILL dn3 (pid $victim), down for ${fault_secs}s"
+	if [[ $label == dn-kill || $label == om-restart ]]; then
+		ozt_log "[$label] ops before: $before ($(rw "$bsock")); SIGKILL ${label%%-*} (pid $victim), down for ${fault_secs}s"
 		KILLED=1
 		kill -KILL "$victim"
 	else
@@ -121,13 +125,13 @@ run_fault() {
 	during=$(ops "$bsock")
 	local win_secs=$(($(date +%s) - t_mid))
 	ozt_log "[$label] ops sampled during the fault:$samples"
-	if [[ $label == dn-kill ]]; then
+	if [[ $label == dn-kill || $label == om-restart ]]; then
 		local r0=$(date +%s)
 		if "$OZ_TOP/scripts/ozone-local" start > "$OZT_WORK/restart-$label.log" 2>&1; then
 			KILLED=0
-			ozt_log "[$label] dn3 restarted and the cluster probe passed in $(($(date +%s) - r0))s; ops now $(rw "$bsock")"
+			ozt_log "[$label] ${label%%-*} restarted and the cluster probe passed in $(($(date +%s) - r0))s; ops now $(rw "$bsock")"
 		else
-			ozt_fail "[$label] dn3 did not restart (see $OZT_WORK/restart-$label.log)"
+			ozt_fail "[$label] ${label%%-*} did not restart (see $OZT_WORK/restart-$label.log)"
 		fi
 	else
 		cont_all
@@ -191,10 +195,10 @@ run_fault() {
 }
 
 RESULTS=()
-for c in ${OZT_FAULT_CASES:-dn-kill dn-stop om}; do
+for c in ${OZT_FAULT_CASES:-dn-kill dn-stop om om-restart}; do
 	case $c in
-		dn-kill | dn-stop | om) run_fault "$c" ;;
-		*) ozt_fail "unknown fault case '$c' (OZT_FAULT_CASES takes dn-kill dn-stop om)" ;;
+		dn-kill | dn-stop | om | om-restart) run_fault "$c" ;;
+		*) ozt_fail "unknown fault case '$c' (OZT_FAULT_CASES takes dn-kill dn-stop om om-restart)" ;;
 	esac
 done
 ozt_summary "$(IFS=';'; echo "${RESULTS[*]}")"

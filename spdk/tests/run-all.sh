@@ -32,6 +32,7 @@ runs=(
 	09-io-path.sh:ozone_tgt 09-io-path.sh:preload
 	10-cpumask.sh:ozone_tgt 10-cpumask.sh:preload
 	11-lease.sh:ozone_tgt
+	12-hostile.sh:ozone_tgt
 )
 routes=${OZT_ROUTES:-"ozone_tgt preload"}
 
