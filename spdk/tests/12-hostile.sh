@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Copyright (C) 2026 The bdev_ozone authors.
 #
-# Validation: hostile JSON-RPC input. rpc_fuzz.py sends OZT_FUZZ_COUNT (default 150, CI-sized)
+# Validation: hostile JSON-RPC input. rpc_fuzz.py sends OZT_FUZZ_COUNT (default 500, CI-sized)
 # generated bdev_ozone_create / bdev_ozone_delete requests (seed OZT_FUZZ_SEED) to a running
 # target: wrong types, huge and negative numbers, empty and 10,000-character strings, URIs with
 # "..", "%00", NULs, unknown schemes and paths outside the test's directories, names SPDK would
@@ -17,7 +17,7 @@ source "$(dirname "$0")/lib.sh"
 ozt_setup
 
 sock=$OZT_WORK/tgt.sock
-count=${OZT_FUZZ_COUNT:-150}
+count=${OZT_FUZZ_COUNT:-500}
 seed=${OZT_FUZZ_SEED:-$(date +%s)}
 root=$(ozt_uri fz)
 ozt_log "target with $count hostile requests, seed $seed (rerun with OZT_FUZZ_SEED=$seed), volumes under $root"

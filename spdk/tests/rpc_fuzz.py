@@ -129,9 +129,12 @@ for i in range(count):
     if method == "bdev_ozone_create":
         uri = params.get("uri") if isinstance(params, dict) else None
         uri = uri if isinstance(uri, str) else params.get("ozone_uri")
-        if not (isinstance(uri, str) and (uri.startswith(ofs_root + "/") or uri.startswith(f"file://{files}/"))):
+        # mem:// is the engine's in-memory backend (a RAM disk, gone at delete): no storage.
+        if not (isinstance(uri, str) and (uri.startswith(ofs_root + "/") or uri.startswith(f"file://{files}/")
+                                          or uri.startswith("mem://"))):
             fail(f"accepted a volume outside the test's directories: {json.dumps(params)[:300]}")
-        name = ans.get("result")
+        res = ans.get("result")
+        name = res.get("name") if isinstance(res, dict) else res
         d = call("bdev_ozone_delete", {"name": name, "destroy_data": True})
         if not d or "error" in d:
             fail(f"could not delete the accepted bdev {name}: {d}")
