@@ -20,12 +20,16 @@ pub(crate) fn root_name(epoch: u64) -> String {
     format!("e{epoch}")
 }
 
-/// N from "<prefix>N" (decimal digits only): data roots, leases, markers.
+/// N from "<prefix>N", N >= 1 in decimal as the engine writes it (no sign,
+/// no leading zero): data roots, leases, markers. Anything else ("e0",
+/// "e007", "e1x") is not the engine's, so it can never alias a real epoch;
+/// "e0" would otherwise name the volume directory itself (`root_path`).
 pub(crate) fn parse_numbered(name: &str, prefix: &str) -> Option<u64> {
     let n = name.strip_prefix(prefix)?;
-    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| n.parse().ok())
-        .flatten()
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.starts_with('0') {
+        return None;
+    }
+    n.parse().ok()
 }
 
 fn parse_root_name(name: &str) -> Option<u64> {
@@ -148,5 +152,34 @@ mod tests {
         assert!(b.stat("/v/e1").unwrap().is_none(), "stale root removed");
         assert!(b.stat("/v/e3/chunks/0000000000000000").unwrap().is_some());
         assert!(fence(&b, "/v", 3).is_err(), "an epoch is never reused");
+    }
+
+    #[test]
+    fn only_the_engines_own_names_are_epochs() {
+        assert_eq!(parse_numbered("e12", "e"), Some(12));
+        for bad in [
+            "e0",
+            "e007",
+            "e",
+            "e1x",
+            "e-1",
+            "e+1",
+            "x1",
+            "e99999999999999999999",
+        ] {
+            assert_eq!(parse_numbered(bad, "e"), None, "{bad}");
+        }
+        // A stray "e0" would name the volume directory itself: the fence
+        // must never take it for an old root and delete the volume.
+        let b = MemoryBackend::new();
+        b.put("/v/superblock.json", b"{}").unwrap();
+        b.put("/v/e0/junk", b"j").unwrap();
+        b.put("/v/e1/chunks/0000000000000000", b"c0").unwrap();
+        assert_eq!(fence(&b, "/v", 2).unwrap(), "/v/e2");
+        assert!(
+            b.stat("/v/superblock.json").unwrap().is_some(),
+            "the volume is still there"
+        );
+        assert!(b.stat("/v/e2/chunks/0000000000000000").unwrap().is_some());
     }
 }
