@@ -183,14 +183,8 @@ mod tests {
 
     /// Bytes that differ from unit to unit (so a copy is a different unit's data).
     fn chunk(len: usize, fill: u8) -> Vec<u8> {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ fill as u64;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
+        (0..len as u64)
+            .map(|i| crc32c::crc32c(&(i ^ ((fill as u64) << 56)).to_le_bytes()) as u8)
             .collect()
     }
 

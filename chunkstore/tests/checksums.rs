@@ -7,6 +7,8 @@
 //! replaces it. A volume upgraded from format 3 reads its old chunks and
 //! checks its new ones. The same damage through Ozone: cli/tests/fsck.rs.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,15 +34,7 @@ fn opts(cache_mb: u64) -> OpenOptions {
 
 /// Distinct, non-repeating bytes for chunk `c`.
 fn pattern(c: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64 ^ (c as u64 + 1);
-    (0..CS)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::pattern(c as u64 + 1, CS)
 }
 
 fn chunk_path(mem: &MemoryBackend, c: usize) -> String {

@@ -11,7 +11,7 @@
 //! OZBD_REQUIRE_OZONE=1.
 
 mod common;
-use common::{om_address, ozbd, OZBD};
+use common::{om_address, ozbd, pattern, OZBD};
 
 use std::process::Command;
 
@@ -53,18 +53,6 @@ fn report(uri: &str, extra: &[&str]) -> (i32, serde_json::Value) {
     let (code, out, err) = fsck(uri, &args);
     let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("fsck --json: {e}: {out}{err}"));
     (code, v)
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -17,9 +17,9 @@
 import json
 import os
 import random
-import socket
 import sys
-import time
+
+import rpc_raw
 
 sock_path, ofs_root, work, count, seed = sys.argv[1:6]
 count, seed = int(count), int(seed)
@@ -29,27 +29,7 @@ fails = 0
 
 def call(method, params, timeout=180.0):
     """One request; the decoded answer, or None when none came in time."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(sock_path)
-    s.sendall(json.dumps({"jsonrpc": "2.0", "method": method, "id": 1, "params": params}).encode())
-    s.settimeout(timeout)
-    buf, dec, start = b"", json.JSONDecoder(), time.time()
-    try:
-        while time.time() - start < timeout:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-            try:
-                obj, _ = dec.raw_decode(buf.decode())
-                return obj
-            except ValueError:
-                continue
-    except socket.timeout:
-        pass
-    finally:
-        s.close()
-    return None
+    return rpc_raw.call(sock_path, method, json.dumps(params) if params is not None else "", timeout)
 
 
 def fail(msg):

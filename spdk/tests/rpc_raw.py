@@ -14,31 +14,44 @@ import socket
 import sys
 import time
 
-sock_path, method, params = sys.argv[1], sys.argv[2], sys.argv[3]
-timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 300.0
-# The params text goes on the wire verbatim (after a syntax check), so a test can send
-# what json.dumps would never produce (a key given twice).
-json.loads(params or "null")
-wire = '{"jsonrpc": "2.0", "method": %s, "id": 1%s}' % (
-    json.dumps(method), ', "params": ' + params if params else "")
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sock_path)
-s.sendall(wire.encode())
-if os.environ.get("RPC_RAW_SENT"):
-    open(os.environ["RPC_RAW_SENT"], "w").close()
-s.settimeout(timeout)
-buf = b""
-dec = json.JSONDecoder()
-start = time.time()
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
+
+def call(sock_path, method, params, timeout=300.0, sent_flag=None):
+    """Send one request (`params`: JSON text, sent verbatim, or "" for none) and return the
+    decoded answer with "elapsed_s", or None when the socket closed or `timeout` passed first."""
+    # The params text goes on the wire verbatim (after a syntax check), so a test can send
+    # what json.dumps would never produce (a key given twice).
+    json.loads(params or "null")
+    wire = '{"jsonrpc": "2.0", "method": %s, "id": 1%s}' % (
+        json.dumps(method), ', "params": ' + params if params else "")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    s.sendall(wire.encode())
+    if sent_flag:
+        open(sent_flag, "w").close()
+    s.settimeout(timeout)
+    buf = b""
+    dec = json.JSONDecoder()
+    start = time.time()
     try:
-        obj, _ = dec.raw_decode(buf.decode())
-        break
-    except ValueError:
-        continue
-obj["elapsed_s"] = round(time.time() - start, 2)
-print(json.dumps(obj))
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return None
+            buf += chunk
+            try:
+                obj, _ = dec.raw_decode(buf.decode())
+                break
+            except ValueError:
+                continue
+    except socket.timeout:
+        return None
+    finally:
+        s.close()
+    obj["elapsed_s"] = round(time.time() - start, 2)
+    return obj
+
+
+if __name__ == "__main__":
+    ans = call(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]) if len(sys.argv) > 4 else 300.0,
+               os.environ.get("RPC_RAW_SENT"))
+    print(json.dumps(ans if ans is not None else {"error": {"code": -1, "message": "no answer"}}))

@@ -103,7 +103,7 @@ pub(crate) fn fence(backend: &dyn Backend, dir: &str, epoch: u64) -> Result<Stri
             backend.rename(&legacy, &target)?;
         } else {
             return Err(Error::Corrupt(format!(
-                "{dir}: both {legacy} and {target} exist: the volume was written by two layouts at once; move one aside by hand (`ozbd fsck` is not there yet)"
+                "{dir}: both {legacy} and {target} exist: the volume was written by two layouts at once; move one aside by hand (`ozbd fsck` lists both)"
             )));
         }
     }

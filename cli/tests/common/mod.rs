@@ -12,7 +12,7 @@ pub const OZBD: &str = env!("CARGO_BIN_EXE_ozbd");
 #[path = "../../../chunkstore/tests/common/mod.rs"]
 mod cluster;
 #[allow(unused_imports)] // Each test file uses a different subset.
-pub use cluster::om_address;
+pub use cluster::{om_address, pattern};
 
 /// Run ozbd; (success, stdout + stderr).
 pub fn ozbd(args: &[&str]) -> (bool, String) {
