@@ -35,7 +35,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import signal
 import struct
 import subprocess
@@ -60,6 +59,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PLUGIN = os.environ.get("OZBD_NBD_PLUGIN", os.path.join(ROOT, "nbdkit", "nbdkit-ozbd-plugin.so"))
 SPDK_TGT = os.environ.get("OZBD_SPDK_TGT", os.path.join(ROOT, "spdk", "ozone_tgt"))
+sys.path.insert(0, os.path.join(ROOT, "spdk", "tests"))
+import rpc_raw  # noqa: E402 - the SPDK tests' JSON-RPC client
 OZBD = os.environ.get("OZBD_CLI", os.path.join(ROOT, "target", "release", "ozbd"))
 BS = 4096
 VOL = 64 << 20
@@ -141,9 +142,17 @@ class SpdkServer(NbdkitServer):
                                 "pg_ig_maps": [{"pg_tag": 1, "ig_tag": 2}],
                                 "queue_depth": 64, "disable_chap": True}}]}]}, f)
 
-    def _listening(self):
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
+    def _exported(self):
+        """The iSCSI target node exists (the portal listens before the
+        config has created it, and the bdev opens asynchronously)."""
+        rpc = os.path.join(self.work, "tgt.sock")
+        if not os.path.exists(rpc):
+            return False
+        try:
+            ans = rpc_raw.call(rpc, "iscsi_get_target_nodes", "", 10)
+        except OSError:
+            return False
+        return bool(ans) and any(n.get("name", "").endswith(":ozone0") for n in ans.get("result", []))
 
     def start(self):
         if os.path.exists(self.sock):
@@ -154,11 +163,11 @@ class SpdkServer(NbdkitServer):
              "-r", os.path.join(self.work, "tgt.sock"), "--json", self.cfg],
             stdout=self.log, stderr=self.log)
         self.procs = [("ozone_tgt", tgt)]
-        while not self._listening():
+        while not self._exported():
             if tgt.poll() is not None:
                 raise RuntimeError(f"ozone_tgt exited with {tgt.returncode} (log {self.log.name})")
             if time.monotonic() - t0 > 180:
-                raise RuntimeError("the iSCSI portal did not open in 180 s")
+                raise RuntimeError("the iSCSI target node was not exported in 180 s")
             time.sleep(0.2)
         qn = subprocess.Popen(
             ["qemu-nbd", "-f", "raw", "-t", "--cache=none", "-k", self.sock,
