@@ -115,12 +115,22 @@ run_fault() {
 		STOPPED=$victim
 		kill -STOP "$victim"
 	fi
-	local t0=$(date +%s) samples="" mid="" t_mid=0
+	local t0=$(date +%s) samples="" mid="" t_mid=0 o last_ops=$before t_last=$(date +%s)
+	stall_all=0 stall_late=0
 	while (($(date +%s) - t0 < fault_secs)); do
 		sleep 5
 		samples+=" $(rw "$bsock")"
+		# The longest time with no completed I/O: over the whole fault, and from 10 s into
+		# it (once in-flight work has drained and the client has moved off the dead node).
+		o=$(ops "$bsock")
+		if [[ $o != "?" && $last_ops != "?" ]] && ((o > last_ops)); then
+			last_ops=$o t_last=$(date +%s)
+		fi
+		local st=$(($(date +%s) - t_last))
+		((st > stall_all)) && stall_all=$st
+		(($(date +%s) - t0 >= 10 && st > stall_late)) && stall_late=$st
 		# ops completed once the fault has had 10 s to bite (in-flight work drained)
-		[[ -z $mid ]] && (($(date +%s) - t0 >= 10)) && mid=$(ops "$bsock") && t_mid=$(date +%s)
+		[[ -z $mid ]] && (($(date +%s) - t0 >= 10)) && mid=$o && t_mid=$(date +%s)
 	done
 	during=$(ops "$bsock")
 	local win_secs=$(($(date +%s) - t_mid))
@@ -163,18 +173,20 @@ run_fault() {
 	if [[ $label == dn-* ]]; then
 		# With one of three datanodes down or hung, I/O goes on: Raft majority writes
 		# (scripts/ozone-local sets MAJORITY_COMMITTED) and reads from the other replicas.
-		# "Goes on" = from 10 s into the fault to its end, at least a quarter of the rate
-		# measured in the 15 s before it (a hung leader costs one 10 s RPC timeout first).
+		# "Goes on" = from 10 s into the fault to its end, no 5 s sample without completed
+		# I/O twice in a row (stall under 15 s) and more done at the end than at 10 s. The
+		# rate is printed against the 15 s before the fault, not required: on this shared
+		# 2-core machine it fell to 1/6 in one CI run with no I/O failed or stalled.
 		local rate_before=? rate_during=?
 		if [[ $p0 != "?" && $before != "?" && $mid != "?" && -n $mid && $during != "?" ]] &&
 			((base_secs > 0 && win_secs > 0)); then
 			rate_before=$(((before - p0) / base_secs))
 			rate_during=$(((during - mid) / win_secs))
 		fi
-		echo "  [$label] ops/s: ${rate_before} before the fault, ${rate_during} from 10 s into it to its end"
+		echo "  [$label] ops/s: ${rate_before} before the fault, ${rate_during} from 10 s into it to its end; longest stall ${stall_all}s (${stall_late}s after the first 10 s)"
 		if [[ $label == dn-kill ]]; then
-			[[ $rate_during != "?" ]] && ((rate_during * 4 >= rate_before && during > mid)) ||
-				ozt_fail "[$label] I/O stalled while a datanode was down (${rate_during} ops/s vs ${rate_before} before)"
+			[[ $rate_during != "?" ]] && ((stall_late < 15 && during > mid)) ||
+				ozt_fail "[$label] I/O stalled while a datanode was down (${stall_late}s without a completed I/O after the first 10 s; ${rate_during} ops/s vs ${rate_before} before)"
 		else
 			# A hung (not dead) Ratis leader holds writes until the Ozone client's RPC timeout
 			# and retry policy move it to the new leader: 15-40 s in our runs. Measured and
@@ -191,7 +203,7 @@ run_fault() {
 	[[ -n $resumed ]] || ozt_fail "[$label] I/O did not go on within ${resume_secs}s of the fault's end"
 	grep -qiE 'miscompare|mismatch' "$log" && ozt_fail "[$label] miscompare (data corruption)"
 	grep -qiE 'segmentation|core dumped|panicked|Aborted' "$log" && ozt_fail "[$label] the app crashed"
-	RESULTS+=("$label: ops $before/$mid/$during (before/10s/end of fault), ${rate_before:-?} -> ${rate_during:-?} ops/s, going ${resumed:-never}s after, fail/s ${fails:-?}")
+	RESULTS+=("$label: ops $before/$mid/$during (before/10s/end of fault), ${rate_before:-?} -> ${rate_during:-?} ops/s, longest stall in the fault ${stall_all}s, going ${resumed:-never}s after, fail/s ${fails:-?}")
 }
 
 RESULTS=()

@@ -305,7 +305,7 @@ impl Journal {
                 let done: Completion = Box::new(move |r| {
                     let _ = tx.send(r);
                 });
-                self.push_meta(&mut st, Kind::Checkpoint, 0, 0, w, done, 0);
+                self.push_meta(&mut st, Kind::Checkpoint, 0, 0, 0, w, done, 0);
                 drop(st);
                 self.commit_cv.notify_all();
                 Some((w, rx))

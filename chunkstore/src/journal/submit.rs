@@ -277,27 +277,23 @@ impl Journal {
         });
     }
 
-    /// Queue a data-less record (Superseded, Checkpoint) for the next group
-    /// commit; it never waits for space. A checkpoint takes no sequence
-    /// number (its watermark is in `aux`), so writing one never moves the
-    /// watermark itself.
+    /// Queue a data-less record (Superseded with the sequence number its
+    /// direct write reserved at submit, or Checkpoint with 0) for the next
+    /// group commit; it never waits for space. A checkpoint takes no
+    /// sequence number (its watermark is in `aux`), so writing one never
+    /// moves the watermark itself.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn push_meta(
         &self,
         st: &mut State,
         kind: Kind,
+        seq: u64,
         offset: u64,
         len: u64,
         aux: u64,
         done: Completion,
         user_bytes: u64,
     ) {
-        let seq = if kind == Kind::Checkpoint {
-            0
-        } else {
-            st.next_seq += 1;
-            st.next_seq - 1
-        };
         st.pending_bytes += record::HEADER_LEN as u64;
         st.pending.push_back(Pending {
             hdr: Header {
@@ -346,7 +342,14 @@ impl Journal {
     ) -> std::result::Result<(), Rejected> {
         let end = offset + len;
         let (c0, c1) = (offset / self.chunk_size, (end - 1) / self.chunk_size);
-        let marker = (c0..=c1).any(|c| st.touched.contains_key(&c));
+        // The Superseded record takes its place in the sequence now, at
+        // submit: it drops journaled data older than this write, never a
+        // record admitted while the write is in flight (replay applies
+        // records by sequence number, wherever they land in the segments).
+        let marker = (c0..=c1).any(|c| st.touched.contains_key(&c)).then(|| {
+            st.next_seq += 1;
+            st.next_seq - 1
+        });
         let floor = st.map.snapshot(offset, end).iter().map(|p| p.seq).min();
         st.map.punch(offset, end);
         if st.map.is_empty() {
@@ -391,20 +394,20 @@ impl Journal {
         self: &Arc<Self>,
         r: crate::error::Result<()>,
         done: Completion,
-        marker: bool,
+        marker: Option<u64>,
         floor: Option<u64>,
         offset: u64,
         len: u64,
         user_bytes: u64,
     ) {
-        if r.is_ok() && marker {
+        if let (Ok(()), Some(seq)) = (&r, marker) {
             let me = self.clone();
             let after: Completion = Box::new(move |r2| {
                 me.direct_finished(floor);
                 me.finish_user(done, r2, user_bytes);
             });
             let mut st = lock(&self.st);
-            self.push_meta(&mut st, Kind::Superseded, offset, len, 0, after, 0);
+            self.push_meta(&mut st, Kind::Superseded, seq, offset, len, 0, after, 0);
             drop(st);
             self.commit_cv.notify_one();
             return;
