@@ -72,11 +72,12 @@ impl Gateway {
                     for line in BufReader::new(stderr).lines() {
                         let Ok(line) = line else { break };
                         eprintln!("[gateway] {line}");
-                        if !told && line.contains("listening on") {
+                        let listening = line.contains("listening on");
+                        log.lock().expect("log").push(line);
+                        if !told && listening {
                             let _ = tx.send(true);
                             told = true;
                         }
-                        log.lock().expect("log").push(line);
                     }
                     if !told {
                         let _ = tx.send(false);
