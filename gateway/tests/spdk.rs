@@ -229,6 +229,7 @@ fn tls_post(
 }
 
 #[test]
+#[ignore = "needs SPDK (seconds): scripts/test-all runs it with --ignored --nocapture, so a SKIPPED line shows"]
 fn gateway_against_real_spdk() {
     let root = match find_spdk() {
         Ok(r) => r,
