@@ -183,7 +183,7 @@ run_fault() {
 			rate_before=$(((before - p0) / base_secs))
 			rate_during=$(((during - mid) / win_secs))
 		fi
-		echo "  [$label] ops/s: ${rate_before} before the fault, ${rate_during} from 10 s into it to its end; longest stall ${stall_all}s (${stall_late}s after the first 10 s)"
+		echo "  [$label] ops/s: ${rate_before} before the fault, ${rate_during} from 10 s into it to its end; longest stall ${stall_all}s (${stall_late}s after the first 10 s; sampled every ~5 s, 0 = progress in every sample)"
 		if [[ $label == dn-kill ]]; then
 			[[ $rate_during != "?" ]] && ((stall_late < 15 && during > mid)) ||
 				ozt_fail "[$label] I/O stalled while a datanode was down (${stall_late}s without a completed I/O after the first 10 s; ${rate_during} ops/s vs ${rate_before} before)"
