@@ -11,7 +11,14 @@
 //! put or delete attempt the chunk's version moves and the cached range is
 //! invalidated; reads fill the cache only while the version has not moved),
 //! and checking every byte read from a chunk against the chunk's checksum
-//! trailer (sums.rs) before anyone sees it, sealing every chunk put with one.
+//! trailer (sums.rs) before anyone sees it, sealing every chunk put with one;
+//! the volume's size (one atomic, read by every request) and the rest of its
+//! superblock as last written, and growing the chunk maps when the volume
+//! grows. A chunk is sealed at the length its index has when it is written,
+//! so after a resize the chunk at the old or new end may be stored longer or
+//! shorter than its index is now: its data length then comes from the file's
+//! length and a trailer that verifies at that length; past its data it reads
+//! as zeros, past the volume's end it is never read.
 //! Must never: return or cache bytes that failed (or skipped) verification
 //! on a volume with checksums, retry or sleep (one attempt per call; the scheduler decides
 //! whether and when to try again), commit an update that mixes old and new
@@ -20,7 +27,7 @@
 //! backend.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use ozbd_backend::{join, BackendError, BackendRef};
 
@@ -30,7 +37,7 @@ use crate::handles::HandlePool;
 use crate::sglist::SgList;
 use crate::stats::Counters;
 use crate::sum_cache::{Stored, SumCache};
-use crate::sums::{trailer_len, Summer, UNIT};
+use crate::sums::{data_len_for_file, trailer_len, Summer, UNIT};
 use crate::superblock::{chunk_name, Superblock, CHUNK_DIR};
 use crate::versions::ChunkMarks;
 
@@ -58,19 +65,35 @@ pub(crate) struct PieceRef<'a> {
     pub(crate) sg_off: usize,
 }
 
-/// A bitmap over the volume's chunks.
-struct Bitmap(Vec<AtomicU64>);
+/// A bitmap over the volume's chunks. It only grows (a shrink leaves the
+/// bits past the new end clear: nothing is stored there), so every chunk
+/// index a request of any earlier size named stays valid; a bit past the end
+/// reads as clear.
+struct Bitmap(RwLock<Vec<AtomicU64>>);
 
 impl Bitmap {
     fn new(bits: u64) -> Self {
-        Bitmap((0..bits.div_ceil(64)).map(|_| AtomicU64::new(0)).collect())
+        Bitmap(RwLock::new(
+            (0..bits.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        ))
+    }
+    fn words(&self) -> std::sync::RwLockReadGuard<'_, Vec<AtomicU64>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
     }
     fn get(&self, c: u64) -> bool {
-        self.0[(c / 64) as usize].load(Ordering::Acquire) & (1 << (c % 64)) != 0
+        self.words()
+            .get((c / 64) as usize)
+            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (c % 64)) != 0)
     }
-    /// Set or clear; returns the old value.
+    /// Set or clear; returns the old value. A bit past the end stays clear.
     fn set(&self, c: u64, yes: bool) -> bool {
-        let w = &self.0[(c / 64) as usize];
+        let words = self.words();
+        let Some(w) = words.get((c / 64) as usize) else {
+            if yes {
+                log::error!("chunk {c} lies past the end of the chunk map: not recorded");
+            }
+            return false;
+        };
         let bit = 1 << (c % 64);
         let old = if yes {
             w.fetch_or(bit, Ordering::AcqRel)
@@ -79,15 +102,23 @@ impl Bitmap {
         };
         old & bit != 0
     }
+    /// Room for `bits` bits (the new ones clear).
+    fn grow(&self, bits: u64) {
+        let mut words = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let want = bits.div_ceil(64) as usize;
+        while words.len() < want {
+            words.push(AtomicU64::new(0));
+        }
+    }
     fn count(&self) -> u64 {
-        self.0
+        self.words()
             .iter()
             .map(|w| w.load(Ordering::Relaxed).count_ones() as u64)
             .sum()
     }
     fn ones(&self) -> Vec<u64> {
         let mut out = Vec::new();
-        for (i, w) in self.0.iter().enumerate() {
+        for (i, w) in self.words().iter().enumerate() {
             let mut bits = w.load(Ordering::Acquire);
             while bits != 0 {
                 out.push(i as u64 * 64 + bits.trailing_zeros() as u64);
@@ -100,8 +131,17 @@ impl Bitmap {
 
 pub(crate) struct ChunkIo {
     pub(crate) backend: BackendRef,
-    pub(crate) sb: Superblock,
-    chunk_dir: String,
+    /// The volume's size: the one place it is kept while the volume is open
+    /// (`resize` changes it; every request is checked against it).
+    size: AtomicU64,
+    /// The superblock as last written, but for `size` (see `superblock`).
+    record: Mutex<Superblock>,
+    /// Fixed for the life of a volume: copied out of the superblock so the
+    /// I/O path takes no lock for them.
+    pub(crate) chunk_size: u64,
+    block_size: u32,
+    pub(crate) checksums: bool,
+    pub(crate) chunk_dir: String,
     /// Chunks known to be stored.
     present: Bitmap,
     /// Chunks whose last update failed in a way that may or may not have
@@ -141,8 +181,57 @@ impl ChunkIo {
             cache: Cache::new(cache_bytes),
             summer: Summer::new(&sb.uuid),
             sums: SumCache::new(),
-            sb,
+            size: AtomicU64::new(sb.size),
+            chunk_size: sb.chunk_size,
+            block_size: sb.block_size,
+            checksums: sb.checksums,
+            record: Mutex::new(sb),
         }
+    }
+
+    /// The volume's size now.
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// The volume's superblock as it is now (the size of this instant).
+    pub(crate) fn superblock(&self) -> Superblock {
+        let mut sb = self
+            .record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        sb.size = self.size();
+        sb
+    }
+
+    /// The superblock was written as `sb`: keep its fields (all but the
+    /// size, which `set_size` publishes).
+    pub(crate) fn set_record(&self, sb: &Superblock) {
+        *self.record.lock().unwrap_or_else(|e| e.into_inner()) = sb.clone();
+    }
+
+    /// Make room in the chunk maps for a volume of `size` bytes, then
+    /// publish `size`: requests up to it are accepted from now on. Shrinking
+    /// keeps the maps (nothing is stored past the new end).
+    pub(crate) fn set_size(&self, size: u64) {
+        let count = size.div_ceil(self.chunk_size);
+        self.present.grow(count);
+        self.unsure.grow(count);
+        self.size.store(size, Ordering::Release);
+    }
+
+    /// Length of chunk `c` at the current size (0 past the end).
+    pub(crate) fn chunk_len(&self, c: u64) -> u64 {
+        let start = c.saturating_mul(self.chunk_size);
+        self.chunk_size.min(self.size().saturating_sub(start))
+    }
+
+    /// Forget what is cached of chunk `c` (its data, its trailer) and move
+    /// its version: after a resize changed its length.
+    pub(crate) fn forget(&self, c: u64) {
+        self.changed(c, 0, self.chunk_size as usize);
+        self.sums.remove(c);
     }
 
     fn path(&self, c: u64) -> String {
@@ -225,20 +314,69 @@ impl ChunkIo {
         if let Some(s) = self.sums.get(c, version) {
             return Ok(s);
         }
-        let clen = self.sb.chunk_len(c) as usize;
-        // One byte more than the trailer: a longer file is damage too.
-        let mut t = vec![0u8; trailer_len(clen) + 1];
-        let n = self.read_range(c, path, clen, &mut t)?;
-        let s = if n == 0 && !self.sb.checksums {
-            Stored::NoTrailer
-        } else {
-            match self.summer.decode(c, clen, &t[..n]) {
-                Ok(sums) => Stored::Sums(Arc::new(sums)),
-                Err(why) => return Err(self.corrupt(c, path, &why, counters)),
-            }
+        let clen = self.chunk_len(c) as usize;
+        if clen == 0 {
+            // Past the end (a piece admitted before a shrink): nothing is read.
+            return Ok(Stored::NoTrailer);
+        }
+        // From the chunk's last data byte, so a file shorter than the chunk
+        // shows (n == 0), and one byte more than the trailer: a longer file
+        // is damage too.
+        let mut t = vec![0u8; trailer_len(clen) + 2];
+        let n = self.read_range(c, path, clen - 1, &mut t)?;
+        let s = match n {
+            // Shorter than the chunk: written before a resize, or damaged.
+            0 => match self.sealed_at_other_length(c, path, clen)? {
+                Some(s) => s,
+                // Without checksums, the read says "truncated".
+                None if !self.checksums => Stored::NoTrailer,
+                None => {
+                    let why = "the file is shorter than the chunk's data: it was truncated";
+                    return Err(self.corrupt(c, path, why, counters));
+                }
+            },
+            1 if !self.checksums => Stored::NoTrailer,
+            _ => match self.summer.decode(c, clen, &t[1..n]) {
+                Ok(sums) => Stored::Sums(Arc::new(sums), clen),
+                Err(why) => match self.sealed_at_other_length(c, path, clen)? {
+                    Some(s) => s,
+                    None => return Err(self.corrupt(c, path, &why, counters)),
+                },
+            },
         };
         self.sums.insert(c, version, s.clone());
         Ok(s)
+    }
+
+    /// Chunk `c` has no valid trailer at its length now (`clen`): it may be
+    /// the chunk at the volume's end, written before a resize at the length
+    /// it had then. The file's length says where its trailer would be; the
+    /// chunk is taken at that length only if the trailer there verifies
+    /// (seeded by volume and chunk, like any other) and the length is one a
+    /// chunk can have. None: it is damaged after all.
+    fn sealed_at_other_length(
+        &self,
+        c: u64,
+        path: &str,
+        clen: usize,
+    ) -> std::result::Result<Option<Stored>, BackendError> {
+        let Some(info) = self.backend.stat(path)? else {
+            return Err(BackendError::NotFound {
+                path: path.to_string(),
+            });
+        };
+        let Some(dlen) = data_len_for_file(info.len as usize).filter(|&d| {
+            d != clen && d as u64 <= self.chunk_size && d.is_multiple_of(self.block_size as usize)
+        }) else {
+            return Ok(None);
+        };
+        let mut t = vec![0u8; trailer_len(dlen) + 1];
+        let n = self.read_range(c, path, dlen, &mut t)?;
+        Ok(self
+            .summer
+            .decode(c, dlen, &t[..n])
+            .ok()
+            .map(|sums| Stored::Sums(Arc::new(sums), dlen)))
     }
 
     /// The error (and log line) for damage found in chunk `c`.
@@ -246,7 +384,7 @@ impl ChunkIo {
         Counters::bump(&counters.checksum_errors);
         let msg = format!(
             "{path} (chunk {c}, volume bytes from {}): {why}. The read fails with an I/O error rather than return wrong data; `ozbd fsck` reports every damaged chunk",
-            c * self.sb.chunk_size
+            c * self.chunk_size
         );
         log::error!("{msg}");
         Error::Corrupt(msg)
@@ -288,9 +426,16 @@ impl ChunkIo {
         buf: &mut [u8],
         counters: &Counters,
     ) -> Result<()> {
-        let clen = self.sb.chunk_len(c) as usize;
+        let clen = self.chunk_len(c) as usize;
         let stored = self.stored(c, path, counters)?;
-        let end = (off + buf.len()).min(clen);
+        // The bytes the file holds: its data length, which differs from the
+        // chunk's length now only for the chunk at the end after a resize
+        // (past its data the chunk reads as zeros).
+        let dlen = match &stored {
+            Stored::Sums(_, d) => *d,
+            Stored::NoTrailer => clen,
+        };
+        let end = (off + buf.len()).min(clen).min(dlen);
         if off < end {
             let short = |got: usize, want: usize| {
                 self.corrupt(
@@ -307,12 +452,12 @@ impl ChunkIo {
                         return Err(short(got, end - off));
                     }
                 }
-                Stored::Sums(sums) => {
+                Stored::Sums(sums, _) => {
                     // Whole units are read and verified; into the caller's
                     // buffer when the range is unit-aligned, else through one
                     // bounce buffer.
                     let ua = off / UNIT * UNIT;
-                    let ub = end.div_ceil(UNIT).saturating_mul(UNIT).min(clen);
+                    let ub = end.div_ceil(UNIT).saturating_mul(UNIT).min(dlen);
                     let check = |span: &mut [u8]| -> Result<()> {
                         let got = self.read_range(c, path, ua, span)?;
                         if got < span.len() {
@@ -325,7 +470,7 @@ impl ChunkIo {
                                 path,
                                 &format!(
                                     "bytes {lo}..{} of the chunk do not match their checksum: the chunk was changed behind bdev_ozone's back or is damaged",
-                                    (lo + UNIT).min(clen)
+                                    (lo + UNIT).min(dlen)
                                 ),
                                 counters,
                             )
@@ -353,7 +498,12 @@ impl ChunkIo {
             p.sg.zero(p.sg_off, p.len);
             return Ok(());
         }
-        let Some(cache) = &self.cache else {
+        let clen = self.chunk_len(c) as usize;
+        // A piece reaching past the chunk's end now (admitted before a
+        // shrink) skips the cache: `load` reads what lies inside the volume
+        // and zeros past it.
+        let cache = self.cache.as_ref().filter(|_| p.off + p.len <= clen);
+        let Some(cache) = cache else {
             let direct =
                 p.sg.with_contiguous(p.sg_off, p.len, |dst| self.load(c, p.off, dst, counters));
             return match direct {
@@ -371,7 +521,6 @@ impl ChunkIo {
             return Ok(());
         }
         Counters::bump(&cache.misses);
-        let clen = self.sb.chunk_len(c) as usize;
         let start = p.off / PAGE * PAGE;
         let end = (p.off + p.len)
             .div_ceil(PAGE)
@@ -432,7 +581,7 @@ impl ChunkIo {
         let Some(cache) = &self.cache else {
             return Ok(());
         };
-        let clen = self.sb.chunk_len(c) as usize;
+        let clen = self.chunk_len(c) as usize;
         let start = off / PAGE * PAGE;
         let end = (off + len).div_ceil(PAGE).saturating_mul(PAGE).min(clen);
         if start >= end
@@ -467,7 +616,17 @@ impl ChunkIo {
             Zero,
             Data(Vec<u8>),
         }
-        let clen = self.sb.chunk_len(c) as usize;
+        let clen = self.chunk_len(c) as usize;
+        if let Some(p) = batch.iter().find(|p| p.off + p.len > clen) {
+            // Admitted before a shrink that the resize's drain should have
+            // waited for: never cut a chunk short of a write.
+            return Err(Error::InvalidArgument(format!(
+                "chunk {c}: bytes {}..{} lie past the volume's end ({} bytes): the volume was shrunk",
+                p.off,
+                p.off + p.len,
+                self.size()
+            )));
+        }
         let mut state = State::Unknown;
         for p in batch {
             let whole = p.off == 0 && p.len == clen;
@@ -525,7 +684,7 @@ impl ChunkIo {
                 // Reads are ordered after this update: the new version's
                 // trailer is known without reading it back.
                 self.sums
-                    .insert(c, self.marks.version(c), Stored::Sums(Arc::new(sums)));
+                    .insert(c, self.marks.version(c), Stored::Sums(Arc::new(sums), clen));
             }
             _ => {
                 if self.may_hold_data(c) {

@@ -35,6 +35,10 @@ pub enum Error {
     /// A change asked of a read-only open.
     #[error("{0}")]
     ReadOnly(String),
+    /// A resize refused because of what lies where it would cut (data past
+    /// a shrink's new end, journaled writes not yet applied there).
+    #[error("{0}")]
+    InUse(String),
     /// A bug caught inside the engine (a panic); the request failed, the engine goes on.
     #[error("internal error: {0}; this is a bug in bdev_ozone, please report it")]
     Internal(String),
@@ -56,6 +60,7 @@ impl Error {
             Error::Busy(_) => 11,            // EAGAIN
             Error::Held(_) => 16,            // EBUSY
             Error::ReadOnly(_) => 30,        // EROFS
+            Error::InUse(_) => 16,           // EBUSY
             Error::Internal(_) => 5,         // EIO
         }
     }

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::journal::segment::JOURNAL_DIR;
 use crate::journal::JournalInfo;
 use crate::lease::{self, layout, LeaseOptions};
-use crate::sums::{trailer_len, units, Summer, UNIT};
+use crate::sums::{data_len_for_file, trailer_len, units, Summer, UNIT};
 use crate::superblock::{parse_chunk_name, Superblock, CHUNK_DIR, SUPERBLOCK_NAME};
 use crate::uri::VolumeUri;
 use crate::volume::Volume;
@@ -365,12 +365,22 @@ fn check_chunk(
     sb: &Superblock,
     summer: &Summer,
 ) -> Result<Checked> {
-    let clen = sb.chunk_len(c) as usize;
-    let want = clen + trailer_len(clen);
+    let vlen = sb.chunk_len(c) as usize;
     let len = info.len as usize;
-    if len == clen && !sb.checksums {
+    if len == vlen && !sb.checksums {
         return Ok(Checked::NoSums);
     }
+    // The chunk at the volume's end may have been written before a resize,
+    // at the length it had then: take that length when the file has it and
+    // its trailer verifies there (as the engine's reads do, chunk_io.rs).
+    let other = data_len_for_file(len).filter(|&d| {
+        d != vlen && d as u64 <= sb.chunk_size && d.is_multiple_of(sb.block_size as usize)
+    });
+    let clen = match other {
+        Some(d) if len != vlen + trailer_len(vlen) => d,
+        _ => vlen,
+    };
+    let want = clen + trailer_len(clen);
     if len != want {
         return Ok(Checked::Bad(format!(
             "{len} bytes, not {want} ({clen} of data and {} of checksums): truncated, extended or rewritten from outside bdev_ozone",
@@ -395,8 +405,20 @@ fn check_chunk(
     }
     let sums = match summer.decode(c, clen, &buf[clen..]) {
         Ok(s) => s,
+        Err(why) if clen != vlen => {
+            return Ok(Checked::Bad(format!(
+                "{len} bytes, not {} ({vlen} of data and {} of checksums), and no valid trailer after {clen} bytes either ({why}): truncated, extended or rewritten from outside bdev_ozone",
+                vlen + trailer_len(vlen),
+                trailer_len(vlen)
+            )))
+        }
         Err(why) => return Ok(Checked::Bad(why)),
     };
+    if clen > vlen && buf[vlen..clen].iter().any(|&b| b != 0) {
+        return Ok(Checked::Bad(format!(
+            "the chunk holds {clen} bytes of data and the volume ends {vlen} bytes into it, but the bytes past the end are not zeros (a shrink never leaves data there): they would show up if the volume grew again"
+        )));
+    }
     // Every bad unit, as ranges of chunk bytes.
     let mut bad: Vec<(usize, usize)> = Vec::new();
     for u in 0..units(clen) {

@@ -97,7 +97,7 @@ impl Readahead {
     pub(crate) fn run(&self, io: &ChunkIo, counters: &Counters) {
         let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(rx) = rx else { return };
-        let cs = io.sb.chunk_size;
+        let cs = io.chunk_size;
         while let Ok(Msg::Fetch { off, len }) = rx.recv() {
             let mut at = off;
             while at < off + len {

@@ -14,8 +14,11 @@
 //! set at submit; parking a chunk whose operation failed transiently on the
 //! timer queue until its back-off has passed (no worker sleeps); the FLUSH
 //! barrier; catching a panic in a worker (its pieces fail with EIO, the worker
-//! lives on); completing requests; the in-flight statistics. Ranges need not be
-//! block-aligned: a partial block is part of its chunk's read-modify-write.
+//! lives on); completing requests; the in-flight statistics; freezing
+//! admission while a shrink checks the space it cuts off (`quiesce`: users are
+//! told Busy, never failed) and rewriting one chunk in its queue's order
+//! (`rewrite`). Ranges need not be block-aligned: a partial block is part of
+//! its chunk's read-modify-write.
 //! Must never: block the submitting thread (`try_submit` only queues work),
 //! call a completion while holding a lock, let a request outlive its deadline
 //! by more than one backend call, or let a panic leave a request incomplete.
@@ -36,6 +39,16 @@ use crate::retry::{is_transient_error, pause_after, TimerQueue};
 use crate::sglist::SgList;
 use crate::stats::{Counters, Stats};
 use crate::superblock::Superblock;
+
+/// Admission frozen by `Engine::quiesce`; thawed when dropped.
+pub(crate) struct Frozen<'a>(&'a Engine);
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.sched).frozen = false;
+        self.0.idle.notify_all();
+    }
+}
 
 /// Called exactly once per accepted request, on an engine worker thread (or on
 /// the submitting thread when the request needs no work).
@@ -148,6 +161,11 @@ struct SchedState {
     /// before a request's completion runs, so a caller that resubmits from
     /// its completion callback finds room.
     admitted: usize,
+    /// Of `admitted`, the users' requests (not the engine's own): what
+    /// `quiesce` waits for.
+    user_admitted: usize,
+    /// Set by `quiesce`: no user request is admitted (they are told Busy).
+    frozen: bool,
     inflight_bytes: u64,
     flushes: Vec<(u64, Completion)>,
     /// Consecutive failed attempts per chunk (absent: none).
@@ -264,12 +282,14 @@ impl Engine {
         }
     }
 
-    pub(crate) fn sb(&self) -> &Superblock {
-        &self.io.sb
+    /// The superblock as it is now (the size of this instant).
+    pub(crate) fn sb(&self) -> Superblock {
+        self.io.superblock()
     }
 
     pub(crate) fn stats(&self) -> Stats {
         let mut s = self.counters.snapshot(self.io.allocated_count());
+        s.size = self.io.size();
         s.handles_opened = self.io.handles.opened();
         if let Some(cache) = &self.io.cache {
             s.cache = cache.stats();
@@ -284,7 +304,7 @@ impl Engine {
         if self.io.cache.is_none() || self.closing.load(Ordering::Acquire) {
             return false;
         }
-        let cs = self.io.sb.chunk_size;
+        let cs = self.io.chunk_size;
         let (first, last) = self.chunk_span(offset, len);
         (first..=last).all(|c| {
             let cstart = c * cs;
@@ -304,7 +324,7 @@ impl Engine {
         if op == Op::Flush {
             return Ok(());
         }
-        let size = self.io.sb.size;
+        let size = self.io.size();
         if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::InvalidArgument(format!(
                 "range {offset}+{len} is beyond the end of the volume ({size} bytes)"
@@ -362,7 +382,7 @@ impl Engine {
         }
         if op == Op::Read && len != 0 {
             if let Some(ra) = &self.readahead {
-                ra.observe(offset, len, self.io.sb.size);
+                ra.observe(offset, len, self.io.size());
             }
             if self.read_at_submit(offset, len, &sg) {
                 Counters::bump(&self.counters.reads);
@@ -374,7 +394,7 @@ impl Engine {
                 return Ok(());
             }
         }
-        let cs = self.io.sb.chunk_size;
+        let cs = self.io.chunk_size;
         let (first, last) = self.chunk_span(offset, len);
         let pieces = last - first + 1;
         let cost = self.cost(op, offset, len);
@@ -393,6 +413,21 @@ impl Engine {
             Counters::bump(&self.counters.busy);
             return Err(Rejected {
                 error: self.busy_error(),
+                sg,
+                done,
+            });
+        }
+        // Checked again under the lock: a shrink publishes its size with
+        // admission frozen, so a request checked against the old size before
+        // it cannot slip in after it.
+        if op != Op::Flush && offset + len > self.io.size() {
+            drop(st);
+            Counters::bump(&self.counters.errors);
+            return Err(Rejected {
+                error: Error::InvalidArgument(format!(
+                    "range {offset}+{len} is beyond the end of the volume ({} bytes): it was shrunk",
+                    self.io.size()
+                )),
                 sg,
                 done,
             });
@@ -436,6 +471,9 @@ impl Engine {
         });
         st.inflight.insert(seq);
         st.admitted += 1;
+        if !internal {
+            st.user_admitted += 1;
+        }
         st.inflight_bytes += cost;
         self.publish_inflight(&st);
         let mut woke = 0;
@@ -467,7 +505,7 @@ impl Engine {
 
     /// The first and last chunk a range touches ((0, 0) for an empty range).
     fn chunk_span(&self, offset: u64, len: u64) -> (u64, u64) {
-        let cs = self.io.sb.chunk_size;
+        let cs = self.io.chunk_size;
         if len == 0 {
             (0, 0)
         } else {
@@ -492,24 +530,28 @@ impl Engine {
     /// Whether a request of `cost` bytes may be admitted now. An empty engine
     /// admits anything, so one request larger than the bound still runs.
     fn has_room(&self, st: &SchedState, cost: u64) -> bool {
-        st.admitted == 0
-            || (st.admitted < self.limits.max_requests
-                && st.inflight_bytes + cost <= self.limits.max_bytes)
+        !st.frozen
+            && (st.admitted == 0
+                || (st.admitted < self.limits.max_requests
+                    && st.inflight_bytes + cost <= self.limits.max_bytes))
     }
 
     /// Count a request the journal serves outside the queues against the
     /// in-flight bounds, as `try_submit` would: its cost, or None (and a
     /// `busy` count) when there is no room. Pair with `release_admitted`,
     /// just before the request's completion runs.
+    /// A range checked against a size a shrink has since cut is refused the
+    /// same way: the caller resubmits, and the range check then says why.
     pub(crate) fn try_admit(&self, op: Op, offset: u64, len: u64) -> Option<u64> {
         let cost = self.cost(op, offset, len);
         let mut st = lock(&self.sched);
-        if !self.has_room(&st, cost) {
+        if !self.has_room(&st, cost) || offset.saturating_add(len) > self.io.size() {
             drop(st);
             Counters::bump(&self.counters.busy);
             return None;
         }
         st.admitted += 1;
+        st.user_admitted += 1;
         st.inflight_bytes += cost;
         self.publish_inflight(&st);
         Some(cost)
@@ -519,6 +561,7 @@ impl Engine {
     pub(crate) fn release_admitted(&self, cost: u64) {
         let mut st = lock(&self.sched);
         st.admitted = st.admitted.saturating_sub(1);
+        st.user_admitted = st.user_admitted.saturating_sub(1);
         st.inflight_bytes = st.inflight_bytes.saturating_sub(cost);
         self.publish_inflight(&st);
         drop(st);
@@ -542,6 +585,90 @@ impl Engine {
             .idle
             .wait_while(st, |s| !s.closing && !self.has_room(s, cost))
             .unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// Freeze admission (users are told Busy: SPDK retries, nbdkit and
+    /// `Volume::submit` wait) and wait until no user request is in flight,
+    /// for at most `within`. The engine's own work (the journal's destager)
+    /// goes on. Admission thaws when the guard drops. For `Volume::resize`
+    /// only: never on an SPDK reactor.
+    pub(crate) fn quiesce(&self, within: Duration) -> Result<Frozen<'_>> {
+        let mut st = lock(&self.sched);
+        if st.frozen {
+            return Err(Error::Busy("admission is frozen already".into()));
+        }
+        st.frozen = true;
+        let frozen = Frozen(self);
+        let until = Instant::now() + within;
+        while st.user_admitted > 0 && !st.closing {
+            let now = Instant::now();
+            if now >= until {
+                let n = st.user_admitted;
+                drop(st);
+                drop(frozen);
+                return Err(Error::Timeout(format!(
+                    "{n} requests were still in flight after {} s (Ozone slow or unreachable?): nothing was changed; try again",
+                    within.as_secs()
+                )));
+            }
+            st = self
+                .idle
+                .wait_timeout(st, until - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if st.closing {
+            drop(st);
+            drop(frozen);
+            return Err(Error::Closed);
+        }
+        Ok(frozen)
+    }
+
+    /// Rewrite chunk `c` as it is, in order with every request queued for it
+    /// (a read-modify-write that changes no byte: the put seals the chunk
+    /// with a trailer at its current length; an all-zero chunk is deleted).
+    /// Blocks until done. For `Volume::resize` only.
+    pub(crate) fn rewrite(&self, c: u64) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let done: Completion = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        let mut st = lock(&self.sched);
+        if st.closing {
+            return Err(Error::Closed);
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let req = Arc::new(Request {
+            // An empty zeroing piece: the batch loads the chunk and puts it back.
+            op: Op::WriteZeroes,
+            sg: SgList::empty(),
+            remaining: AtomicUsize::new(1),
+            error: Mutex::new(None),
+            done: Mutex::new(Some(done)),
+            seq,
+            deadline: Instant::now() + self.limits.retry_for,
+            cost: 0,
+            internal: true,
+        });
+        st.inflight.insert(seq);
+        st.admitted += 1;
+        self.publish_inflight(&st);
+        self.io.marks.begin_mutation(c);
+        st.queues.entry(c).or_default().q.push_back(Piece {
+            req,
+            chunk: c,
+            off: 0,
+            len: 0,
+            sg_off: 0,
+        });
+        let woke = st.poke(c);
+        drop(st);
+        if woke {
+            self.work.notify_one();
+        }
+        rx.recv().unwrap_or(Err(Error::Closed))
     }
 
     fn publish_inflight(&self, st: &SchedState) {
@@ -595,6 +722,11 @@ impl Engine {
                 self.work.notify_one();
             }
         }
+    }
+
+    /// Whether the volume is closing (or closed).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Chunks waiting for a retry.
@@ -789,6 +921,9 @@ impl Engine {
         {
             let mut st = lock(&self.sched);
             st.admitted -= 1;
+            if !req.internal {
+                st.user_admitted -= 1;
+            }
             st.inflight_bytes -= req.cost;
             self.publish_inflight(&st);
         }

@@ -85,6 +85,8 @@ pub struct CacheStats {
 /// A copy of the volume's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Stats {
+    /// The volume's size in bytes now (a resize changes it).
+    pub size: u64,
     pub reads: u64,
     pub writes: u64,
     pub write_zeroes: u64,
@@ -134,6 +136,7 @@ impl Counters {
     pub(crate) fn snapshot(&self, allocated_chunks: u64) -> Stats {
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {
+            size: 0,
             reads: ld(&self.reads),
             writes: ld(&self.writes),
             write_zeroes: ld(&self.zeroes),

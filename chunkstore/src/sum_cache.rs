@@ -21,7 +21,10 @@ const SHARDS: usize = 16;
 /// What a stored chunk carries.
 #[derive(Debug, Clone)]
 pub(crate) enum Stored {
-    Sums(Arc<Sums>),
+    /// The trailer's sums, and the data length they cover: the chunk's
+    /// length when it was written (a resize changes only the length of the
+    /// chunk at the volume's end; see chunk_io.rs).
+    Sums(Arc<Sums>, usize),
     /// Written before the volume had checksums (format 3 and older):
     /// nothing to verify until the engine rewrites it.
     NoTrailer,
@@ -30,7 +33,7 @@ pub(crate) enum Stored {
 impl Stored {
     fn bytes(&self) -> usize {
         64 + match self {
-            Stored::Sums(s) => s.bytes(),
+            Stored::Sums(s, _) => s.bytes(),
             Stored::NoTrailer => 0,
         }
     }
@@ -125,11 +128,11 @@ mod tests {
         let c = SumCache::new();
         let mut data = vec![1u8; 4 << 20];
         let sums = Arc::new(s.seal(0, &mut data));
-        c.insert(0, 5, Stored::Sums(sums.clone()));
+        c.insert(0, 5, Stored::Sums(sums.clone(), 4 << 20));
         assert!(c.get(0, 5).is_some());
         assert!(c.get(0, 6).is_none(), "another version is not served");
         for k in 1..10_000u64 {
-            c.insert(k, 0, Stored::Sums(sums.clone()));
+            c.insert(k, 0, Stored::Sums(sums.clone(), 4 << 20));
         }
         assert!(c.bytes() <= SUM_CACHE_BYTES, "bounded");
         c.remove(9_999);

@@ -44,6 +44,18 @@ pub(crate) fn trailer_len(clen: usize) -> usize {
     units(clen) * 4 + FOOTER_LEN
 }
 
+/// The data length of a sealed chunk file of `file_len` bytes: the one `d`
+/// with `d + trailer_len(d) == file_len`, if any (the sum grows with `d`, so
+/// there is at most one). A chunk is sealed at the length its index had when
+/// it was written; after a resize the chunk that was (or became) the last
+/// one may carry another length than its index has now (see chunk_io.rs).
+pub(crate) fn data_len_for_file(file_len: usize) -> Option<usize> {
+    let m = file_len.checked_sub(FOOTER_LEN)?;
+    // d + 4 * ceil(d / UNIT) == m, so d is close to m * UNIT / (UNIT + 4).
+    let guess = m / (UNIT + 4) * UNIT;
+    (guess.saturating_sub(2 * UNIT)..=guess + 2 * UNIT).find(|&d| d > 0 && d + units(d) * 4 == m)
+}
+
 /// The checksum rules of one volume (seeded by its uuid).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Summer {
@@ -224,6 +236,27 @@ mod tests {
         // Zeros are not "valid by default".
         let zeros = vec![0u8; UNIT];
         assert!(s.verify(3, &sums, 0, &zeros).is_err());
+    }
+
+    #[test]
+    fn the_data_length_follows_from_the_file_length() {
+        for d in [
+            512,
+            4096,
+            4096 + 512,
+            65536,
+            (4 << 20) - 512,
+            4 << 20,
+            256 << 20,
+        ] {
+            assert_eq!(data_len_for_file(d + trailer_len(d)), Some(d), "{d}");
+        }
+        // Lengths no sealed chunk has.
+        assert_eq!(data_len_for_file(0), None);
+        assert_eq!(data_len_for_file(FOOTER_LEN), None);
+        // One byte more of data takes a second sum: 4 bytes more of trailer.
+        assert_eq!(data_len_for_file(4097 + trailer_len(4097)), Some(4097));
+        assert_eq!(data_len_for_file(4096 + trailer_len(4096) + 1), None);
     }
 
     #[test]

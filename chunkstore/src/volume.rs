@@ -4,14 +4,20 @@
 //! Owns: the volume directory layout (`superblock.json` + `chunks/` +
 //! `journal/`), checks made at open (is this a volume, do the parameters
 //! match), replaying the journal at every open, the format 1 → 2 upgrade,
-//! the worker and journal threads' lifetime, and blocking convenience
-//! wrappers over the asynchronous submit.
-//! Must never: overwrite an existing volume's superblock, or return from close
-//! while a request is still in flight.
+//! the worker and journal threads' lifetime, blocking convenience
+//! wrappers over the asynchronous submit, and resizing an open volume
+//! (`resize`: the checks, the superblock rewrite under the writer's fence,
+//! and publishing the new size to the engine).
+//! Must never: overwrite an existing volume's superblock but through the
+//! writer's fenced backend (format upgrades and `resize`, each after proving
+//! the writer still owns the volume), shrink a volume over data or journaled
+//! writes, or return from close while a request is still in flight.
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use ozbd_backend::BackendError;
 
 use ozbd_backend::{join, BackendRef};
 use uuid::Uuid;
@@ -217,13 +223,24 @@ pub struct Volume {
     /// The writer lease; released at close, after the last write.
     lease: Option<Arc<Lease>>,
     readonly: bool,
+    /// One resize at a time.
+    resizing: Mutex<()>,
 }
+
+/// The most chunks a resize grows a volume to: the engine keeps two bits per
+/// chunk in memory (64 MiB at this bound), and a typo in a size should not
+/// take the process's memory.
+pub const MAX_RESIZE_CHUNKS: u64 = 1 << 28;
+
+/// How much longer than the retry window a shrink waits for the requests in
+/// flight to finish before it gives up (changing nothing).
+const SHRINK_DRAIN_SLACK: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Volume {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Volume")
             .field("uri", &self.uri.canonical())
-            .field("superblock", self.engine.sb())
+            .field("superblock", &self.engine.sb())
             .finish()
     }
 }
@@ -433,6 +450,34 @@ impl Volume {
             },
         )?;
         let guard = ReleaseOnError(Some(taken.lease.clone()));
+        // Read again now that earlier holders are fenced: a resize a fenced
+        // holder made between our first read and the fencing move is seen.
+        let fresh = Volume::inspect(&taken.backend, uri)?;
+        if fresh != sb {
+            if fresh.uuid != sb.uuid {
+                return Err(Error::Mismatch(format!(
+                    "{}: the volume was replaced while it was being opened (uuid {} became {}): open it again",
+                    uri.canonical(),
+                    sb.uuid,
+                    fresh.uuid
+                )));
+            }
+            if let Some(s) = opts.expect_size.filter(|s| *s != fresh.size) {
+                return Err(Error::Mismatch(format!(
+                    "{} has size {}, but {s} was requested: pass {}, or leave it out to use the volume's (it was resized while it was being opened)",
+                    uri.canonical(),
+                    fresh.size,
+                    fresh.size
+                )));
+            }
+            log::warn!(
+                "{}: the superblock changed while the volume was being opened (size {} -> {}): using the new one",
+                uri.canonical(),
+                sb.size,
+                fresh.size
+            );
+            sb = fresh;
+        }
         if sb.format_version < crate::superblock::FORMAT_VERSION {
             let from = sb.format_version;
             sb.format_version = crate::superblock::FORMAT_VERSION;
@@ -554,6 +599,7 @@ impl Volume {
                         v2.journal = true;
                         self.backend()
                             .put(&superblock_path(&self.uri), &v2.to_json())?;
+                        self.engine.io.set_record(&v2);
                         log::info!(
                             "{}: upgraded the volume to format {} (journal on); bdev_ozone older than the journal refuses to open it now",
                             self.uri.canonical(),
@@ -709,6 +755,7 @@ impl Volume {
             settings,
             lease: None,
             readonly: opts.readonly,
+            resizing: Mutex::new(()),
         };
         let spawn = spawn_thread;
         let mut handles = Vec::with_capacity(opts.workers + 2);
@@ -743,7 +790,9 @@ impl Volume {
         &self.settings
     }
 
-    pub fn superblock(&self) -> &Superblock {
+    /// The volume's superblock as it is now: a copy (the size changes when
+    /// the volume is resized).
+    pub fn superblock(&self) -> Superblock {
         self.engine.sb()
     }
 
@@ -774,10 +823,11 @@ impl Volume {
     /// Whether chunk `idx` may hold data (false: it reads as zeros): stored,
     /// or journaled and not yet destaged. Never blocks for I/O.
     pub fn chunk_may_hold_data(&self, idx: u64) -> bool {
-        if idx >= self.superblock().chunk_count() {
+        let sb = self.superblock();
+        if idx >= sb.chunk_count() {
             return false;
         }
-        let len = self.superblock().chunk_len(idx);
+        let len = sb.chunk_len(idx);
         match self.journal.as_ref().and_then(|j| j.chunk_data(idx, len)) {
             Some(journaled) => journaled,
             None => self.engine.io.may_hold_data(idx),
@@ -879,6 +929,309 @@ impl Volume {
 
     pub fn flush(&self) -> Result<()> {
         self.run(Op::Flush, 0, 0, SgList::empty())
+    }
+
+    /// Grow or shrink the volume to `new_size` bytes while it serves I/O.
+    ///
+    /// `new_size` must be a positive multiple of the block size. The
+    /// superblock is rewritten with one atomic put, only after proving that
+    /// this writer still owns the volume (a fenced holder gets ESTALE and
+    /// changes nothing), and the engine takes the new size only once it is
+    /// written. Growing: requests in flight go on; the new space reads as
+    /// zeros. Shrinking is refused unless `force_shrink`, and then also when
+    /// anything lies past the new end (`Error::InUse`, EBUSY, naming it): a
+    /// stored or journaled chunk, a non-zero byte of the chunk the new end
+    /// cuts, a journal record. While a shrink checks and writes, admission is
+    /// frozen (requests are told Busy and retried, never failed). Blocks
+    /// (Ozone I/O): never call it on an SPDK reactor. Refused on a read-only
+    /// open.
+    pub fn resize(&self, new_size: u64, force_shrink: bool) -> Result<()> {
+        let name = self.uri.canonical();
+        if self.readonly {
+            return Err(Error::ReadOnly(format!(
+                "{name} is open read-only: resizing needs a writable open (which takes the writer lease)"
+            )));
+        }
+        if self.engine.is_closing() {
+            return Err(Error::Closed);
+        }
+        let _one = self.resizing.lock().unwrap_or_else(|e| e.into_inner());
+        let sb = self.superblock();
+        let mut next = sb.clone();
+        next.size = new_size;
+        next.validate()?;
+        if new_size == sb.size {
+            return Ok(());
+        }
+        if new_size > sb.size && next.chunk_count() > MAX_RESIZE_CHUNKS.max(sb.chunk_count()) {
+            return Err(Error::InvalidArgument(format!(
+                "{new_size} bytes is {} chunks of {} bytes, more than the {MAX_RESIZE_CHUNKS} chunks a resize grows a volume to (at most {} bytes with this chunk size)",
+                next.chunk_count(),
+                sb.chunk_size,
+                MAX_RESIZE_CHUNKS * sb.chunk_size
+            )));
+        }
+        if new_size < sb.size && !force_shrink {
+            return Err(Error::InvalidArgument(format!(
+                "shrinking {name} from {} to {new_size} bytes is refused: whatever lies past the new end would be gone. To shrink, pass force (`ozbd resize --force`, RPC `force`); even then only space that holds no data is cut",
+                sb.size
+            )));
+        }
+        if new_size > sb.size {
+            self.grow(&sb, new_size)
+        } else {
+            self.shrink(&sb, new_size)
+        }
+    }
+
+    fn grow(&self, sb: &Superblock, new_size: u64) -> Result<()> {
+        let old_count = sb.chunk_count();
+        let last = old_count - 1;
+        let cut = !sb.size.is_multiple_of(sb.chunk_size);
+        // A chunk of a volume upgraded from format 3 may carry no trailer, so
+        // only its length says where its data ends: seal the chunk at the old
+        // end now, at the length it has, before its length changes.
+        if cut && !self.engine.io.checksums && self.chunk_may_hold_data(last) {
+            self.engine.rewrite(last)?;
+        }
+        // A chunk file past the old end (left by a resize that died, or put
+        // there from outside) would read as data of the new space.
+        self.remove_chunks_from(old_count)?;
+        let written = self.write_superblock(sb, new_size).map_err(|(e, _)| e)?;
+        self.engine.io.set_size(new_size);
+        self.engine.io.set_record(&written);
+        if cut {
+            self.engine.io.forget(last);
+        }
+        log::info!(
+            "{}: grown from {} to {new_size} bytes",
+            self.uri.canonical(),
+            sb.size
+        );
+        Ok(())
+    }
+
+    fn shrink(&self, sb: &Superblock, new_size: u64) -> Result<()> {
+        let cs = sb.chunk_size;
+        // The same checks as below, with I/O going on: a refusal needs no freeze.
+        let seq = self.journal_next_seq();
+        self.check_nothing_past(sb, new_size)?;
+        self.check_journal_past(sb, new_size)?;
+        let cut = new_size / cs;
+        let cuts_a_chunk = !new_size.is_multiple_of(cs);
+        if cuts_a_chunk && !self.engine.io.checksums && self.chunk_may_hold_data(cut) {
+            // See `grow`: a chunk without a trailer is sealed at its length first.
+            self.engine.rewrite(cut)?;
+        }
+        let within = Duration::from_millis(self.settings.retry_ms) + SHRINK_DRAIN_SLACK;
+        let frozen = self.engine.quiesce(within)?;
+        // No user request is in flight or admitted now, so nothing changes
+        // the space past the new end until the new size is published.
+        self.check_nothing_past(sb, new_size)?;
+        if self.journal_next_seq() != seq {
+            self.check_journal_past(sb, new_size)?;
+        }
+        match self.write_superblock(sb, new_size) {
+            Ok(written) => {
+                self.engine.io.set_size(new_size);
+                self.engine.io.set_record(&written);
+            }
+            Err((e, false)) => return Err(e),
+            Err((e, true)) => {
+                // The superblock may hold the new size: never accept a write
+                // the next open would not see.
+                self.engine.io.set_size(new_size);
+                return Err(Error::Backend(BackendError::io(
+                    "resize",
+                    &superblock_path(&self.uri),
+                    e.errno(),
+                    format!(
+                        "writing the superblock failed ({e}), and it may hold the new size: this open now serves {new_size} bytes (nothing was stored past them); run the resize again to settle it"
+                    ),
+                )));
+            }
+        }
+        if cuts_a_chunk {
+            self.engine.io.forget(cut);
+        }
+        drop(frozen);
+        log::info!(
+            "{}: shrunk from {} to {new_size} bytes",
+            self.uri.canonical(),
+            sb.size
+        );
+        Ok(())
+    }
+
+    /// The journal's next sequence number (None without a journal): it
+    /// moves with every journaled write.
+    fn journal_next_seq(&self) -> Option<u64> {
+        self.journal
+            .as_ref()
+            .map(|j| crate::journal::lock(&j.st).next_seq)
+    }
+
+    /// Refuse (InUse) when anything lies in [new_size, old size): a chunk
+    /// that is stored or journaled, journaled writes in the chunk the new end
+    /// cuts, or a non-zero byte of that chunk past the new end.
+    fn check_nothing_past(&self, sb: &Superblock, new_size: u64) -> Result<()> {
+        let name = self.uri.canonical();
+        let cs = sb.chunk_size;
+        let whole = new_size.div_ceil(cs);
+        let allocated = self.allocated_chunks();
+        if let Some(&c) = allocated.iter().find(|&&c| c >= whole) {
+            let keep = allocated
+                .last()
+                .map_or(sb.size, |&l| ((l + 1) * cs).min(sb.size));
+            return Err(Error::InUse(format!(
+                "{name}: chunk {c} (volume bytes {}..{}) holds data or journaled writes, past the new end {new_size}: a shrink cuts only space that holds none. Discard that space first (and give the journal a few seconds to apply the discard), or keep at least {keep} bytes",
+                c * cs,
+                ((c + 1) * cs).min(sb.size)
+            )));
+        }
+        if let Some(j) = &self.journal {
+            let journaled = crate::journal::lock(&j.st).map.snapshot(new_size, sb.size);
+            if let Some(p) = journaled.first() {
+                return Err(Error::InUse(format!(
+                    "{name}: journaled writes to volume bytes {}..{}, past the new end {new_size}, are not applied to their chunk yet: discard that space if it holds data, wait a few seconds for the journal, and try again",
+                    p.start, p.end
+                )));
+            }
+        }
+        if new_size.is_multiple_of(cs) || !self.engine.io.may_hold_data(new_size / cs) {
+            return Ok(());
+        }
+        let end = sb.size.min((new_size / cs + 1) * cs);
+        if let Some(at) = self.first_nonzero(new_size, end)? {
+            let bs = sb.block_size as u64;
+            return Err(Error::InUse(format!(
+                "{name}: chunk {} holds data at volume byte {at}, past the new end {new_size}: discard it first, or keep at least {} bytes",
+                new_size / cs,
+                (at + 1).div_ceil(bs) * bs
+            )));
+        }
+        Ok(())
+    }
+
+    /// The first non-zero byte the chunks hold in [from, to) (the journal
+    /// not laid over them), read in order with the chunks' queues.
+    fn first_nonzero(&self, from: u64, to: u64) -> Result<Option<u64>> {
+        const STEP: u64 = 1 << 20;
+        let mut buf = vec![0u8; STEP.min(to - from) as usize];
+        let mut at = from;
+        while at < to {
+            let n = STEP.min(to - at) as usize;
+            let part = &mut buf[..n];
+            let (tx, rx) = mpsc::channel();
+            let done: Completion = Box::new(move |r| {
+                let _ = tx.send(r);
+            });
+            // SAFETY: `part` outlives the request: its completion is awaited below.
+            let sg = unsafe { SgList::from_slice(part) };
+            if let Err(r) = self
+                .engine
+                .submit_internal(Op::Read, at, n as u64, sg, done)
+            {
+                return Err(r.error);
+            }
+            rx.recv().unwrap_or(Err(Error::Closed))?;
+            if let Some(i) = part.iter().position(|&b| b != 0) {
+                return Ok(Some(at + i as u64));
+            }
+            at += n as u64;
+        }
+        Ok(None)
+    }
+
+    /// Refuse (InUse) while a journal segment holds a record past
+    /// `new_size`: the next open's replay would call the journal corrupt.
+    /// Records stay until their segment is retired, even once applied.
+    fn check_journal_past(&self, sb: &Superblock, new_size: u64) -> Result<()> {
+        let Some(j) = &self.journal else {
+            return Ok(());
+        };
+        let backend = self.backend();
+        let mut cut = sb.clone();
+        cut.size = new_size;
+        let Err(e) = crate::journal::inspect(&*backend, &j.dir, &cut) else {
+            return Ok(());
+        };
+        // Read at the current size, the journal must be sound: if not, that is the error.
+        crate::journal::inspect(&*backend, &j.dir, sb)?;
+        Err(Error::InUse(format!(
+            "{}: the journal still holds records of writes past the new end {new_size} ({e}); they stay until their segment is retired, usually a few seconds after writes stop: try again then, or close the volume and open it again (a clean close empties the journal) and shrink",
+            self.uri.canonical()
+        )))
+    }
+
+    /// Delete every chunk file from index `first` on.
+    fn remove_chunks_from(&self, first: u64) -> Result<()> {
+        let backend = self.backend();
+        let dir = &self.engine.io.chunk_dir;
+        let entries = match backend.list(dir) {
+            Ok(e) => e,
+            Err(BackendError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for e in entries {
+            if let Some(c) = parse_chunk_name(&e.name).filter(|&c| c >= first && !e.is_dir) {
+                let path = join(dir, &e.name);
+                log::warn!(
+                    "{path}: chunk {c} lies past the volume's end: removed before the volume grows over it, so the new space reads as zeros"
+                );
+                backend.delete(&path, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrite the superblock with `new_size`, after proving this writer
+    /// still owns the volume (the superblock lies outside the data root, so
+    /// the fencing move alone does not stop a fenced holder's put) and that
+    /// the superblock is still the one this open runs with. Returns what was
+    /// written, or the error and whether the superblock may have changed.
+    fn write_superblock(
+        &self,
+        sb: &Superblock,
+        new_size: u64,
+    ) -> std::result::Result<Superblock, (Error, bool)> {
+        let backend = self.backend();
+        let path = superblock_path(&self.uri);
+        if let Some(l) = &self.lease {
+            // The fenced backend answers a missing marker with ESTALE.
+            backend
+                .stat(l.marker())
+                .map_err(|e| (Error::from(e), false))?;
+        }
+        let disk = Volume::inspect(&backend, &self.uri).map_err(|e| (e, false))?;
+        if (disk.uuid, disk.size, disk.block_size, disk.chunk_size)
+            != (sb.uuid, sb.size, sb.block_size, sb.chunk_size)
+        {
+            return Err((
+                Error::Mismatch(format!(
+                    "{path}: the superblock changed behind this open's back (it says {} bytes, uuid {}; this open runs with {} bytes, uuid {}): nothing was written; close the volume and open it again",
+                    disk.size, disk.uuid, sb.size, sb.uuid
+                )),
+                false,
+            ));
+        }
+        let mut next = disk;
+        next.size = new_size;
+        match backend.put(&path, &next.to_json()) {
+            Ok(()) => Ok(next),
+            Err(e @ BackendError::Fenced { .. }) => Err((e.into(), true)),
+            // Did the put land? Ask.
+            Err(e) => {
+                match Volume::inspect(&backend, &self.uri) {
+                    Ok(d) if d == next => {
+                        log::warn!("{path}: writing the superblock reported {e}, but it holds the new size");
+                        Ok(next)
+                    }
+                    Ok(d) if d.size == sb.size => Err((e.into(), false)),
+                    _ => Err((e.into(), true)),
+                }
+            }
+        }
     }
 
     /// Wait for in-flight requests, then stop the workers. Later submits fail

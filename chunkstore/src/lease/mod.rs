@@ -304,6 +304,12 @@ impl Lease {
         self.epoch
     }
 
+    /// The fence marker of this holder's data root: while it exists, no
+    /// later opener has taken the volume over.
+    pub(crate) fn marker(&self) -> &str {
+        &self.marker
+    }
+
     pub fn record(&self) -> LeaseRecord {
         self.record
             .lock()
