@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * The bdev_ozone engine's C ABI.
  * Owns: the only way C front ends (the SPDK module, the nbdkit plugin) reach the engine.
- * Every call returns at once except ozbd_open, ozbd_destroy and ozbd_close, which block;
+ * Every call returns at once except ozbd_open, ozbd_destroy, ozbd_close and ozbd_resize, which block;
  * none of the others ever enters the JVM, so they are safe on an SPDK reactor thread. */
 
 #ifndef OZBD_H
@@ -223,7 +223,25 @@ void ozbd_close(struct ozbd_volume *vol);
 int ozbd_destroy(const char *uri, int force, uint32_t timeout_ms, char *err, size_t errlen);
 
 /**
- * Fill `*info` with the volume's geometry. Never blocks.
+ * Grow the open volume to `new_size` bytes, or with `force` shrink it, while
+ * it serves I/O (see the engine's `Volume::resize`). `new_size` must be a
+ * positive multiple of the block size. Blocks (Ozone I/O through the JVM):
+ * never call it on an SPDK reactor thread; call it where `ozbd_close` is
+ * called. On success returns 0, and `ozbd_get_info` reports the new size
+ * from then on: I/O up to it is accepted (a shrink refuses I/O past it).
+ * Otherwise returns a negative errno with the engine's message in `err`
+ * (`errlen` bytes) and the size is unchanged: -EINVAL (not a positive
+ * multiple of the block size, or a shrink without `force`), -EBUSY (a forced
+ * shrink over data, journaled writes or journal records past the new end;
+ * the message names the first), -EROFS (a read-only open), -ESTALE (this
+ * opener was fenced by a takeover), -ETIMEDOUT (a shrink could not drain
+ * the requests in flight), or the backend's error.
+ */
+int ozbd_resize(struct ozbd_volume *vol, uint64_t new_size, int force, char *err, size_t errlen);
+
+/**
+ * Fill `*info` with the volume's geometry as it is now (`size` changes
+ * when `ozbd_resize` succeeds). Never blocks.
  */
 int ozbd_get_info(const struct ozbd_volume *vol, struct ozbd_info *info);
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The engine's C ABI.
 //!
-//! Owns: translating C calls into engine calls: opening and closing volumes,
-//! submitting I/O with a completion callback, info, settings and statistics
+//! Owns: translating C calls into engine calls: opening, resizing and
+//! closing volumes, submitting I/O with a completion callback, info (the
+//! size as it is now), settings and statistics
 //! (as JSON from the engine's own `Serialize` impls, so no front end keeps a
 //! list of its own).
 //! Must never: block in `ozbd_submit` or the getters (an SPDK reactor calls them);
@@ -367,7 +368,48 @@ pub unsafe extern "C" fn ozbd_destroy(
     })
 }
 
-/// Fill `*info` with the volume's geometry. Never blocks.
+/// Grow the open volume to `new_size` bytes, or with `force` shrink it, while
+/// it serves I/O (see the engine's `Volume::resize`). `new_size` must be a
+/// positive multiple of the block size. Blocks (Ozone I/O through the JVM):
+/// never call it on an SPDK reactor thread; call it where `ozbd_close` is
+/// called. On success returns 0, and `ozbd_get_info` reports the new size
+/// from then on: I/O up to it is accepted (a shrink refuses I/O past it).
+/// Otherwise returns a negative errno with the engine's message in `err`
+/// (`errlen` bytes) and the size is unchanged: -EINVAL (not a positive
+/// multiple of the block size, or a shrink without `force`), -EBUSY (a forced
+/// shrink over data, journaled writes or journal records past the new end;
+/// the message names the first), -EROFS (a read-only open), -ESTALE (this
+/// opener was fenced by a takeover), -ETIMEDOUT (a shrink could not drain
+/// the requests in flight), or the backend's error.
+#[no_mangle]
+pub unsafe extern "C" fn ozbd_resize(
+    vol: *mut ozbd_volume,
+    new_size: u64,
+    force: c_int,
+    err: *mut c_char,
+    errlen: usize,
+) -> c_int {
+    init_logging();
+    if vol.is_null() {
+        write_err(err, errlen, "vol is NULL");
+        return -libc::EINVAL;
+    }
+    guard("ozbd_resize", -libc::EIO, || {
+        match (*vol).vol.resize(new_size, force != 0) {
+            Ok(()) => {
+                write_err(err, errlen, "");
+                0
+            }
+            Err(e) => {
+                write_err(err, errlen, &e.to_string());
+                -e.errno()
+            }
+        }
+    })
+}
+
+/// Fill `*info` with the volume's geometry as it is now (`size` changes
+/// when `ozbd_resize` succeeds). Never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn ozbd_get_info(vol: *const ozbd_volume, info: *mut ozbd_info) -> c_int {
     if vol.is_null() || info.is_null() {

@@ -579,3 +579,100 @@ fn a_caller_without_the_journal_fields_gets_their_defaults() {
     assert_eq!(s["cache_mb"], 64, "{s}");
     unsafe { ozbd_close(vol) };
 }
+
+fn info(vol: *const ozbd_volume) -> ozbd_info {
+    let mut i = unsafe { std::mem::zeroed::<ozbd_info>() };
+    assert_eq!(unsafe { ozbd_get_info(vol, &mut i) }, 0);
+    i
+}
+
+/// ozbd_resize: 0, or the errno and the engine's message.
+fn resize(vol: *mut ozbd_volume, size: u64, force: bool) -> Result<(), (c_int, String)> {
+    let mut err = [0 as c_char; 512];
+    let rc = unsafe { ozbd_resize(vol, size, force as c_int, err.as_mut_ptr(), err.len()) };
+    let msg = unsafe { CStr::from_ptr(err.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    if rc == 0 {
+        assert_eq!(msg, "", "no message on success");
+        Ok(())
+    } else {
+        Err((rc, msg))
+    }
+}
+
+#[test]
+fn resize_grows_refuses_shrinks_and_reports_the_new_size() {
+    let uri = c"mem://abi-resize/v/b/disk";
+    let vol = open(uri, &params(1 << 20, OZBD_CREATE_NEW)).unwrap();
+    let mut data = vec![5u8; 4096];
+    let iov = [libc::iovec {
+        iov_base: data.as_mut_ptr() as *mut c_void,
+        iov_len: data.len(),
+    }];
+    assert_eq!(submit(vol, ozbd_op::Write, (1 << 20) - 4096, 4096, &iov), 0);
+    // Past the end: refused until the volume grows.
+    assert_eq!(
+        submit(vol, ozbd_op::Write, 1 << 20, 4096, &iov),
+        -libc::EINVAL
+    );
+
+    assert_eq!(resize(vol, 3 << 20, false), Ok(()));
+    let i = info(vol);
+    assert_eq!((i.size, i.chunk_count), (3 << 20, 48));
+    assert_eq!(stats(vol)["size"], 3 << 20);
+    let mut r = vec![1u8; 8192];
+    let riov = [libc::iovec {
+        iov_base: r.as_mut_ptr() as *mut c_void,
+        iov_len: r.len(),
+    }];
+    assert_eq!(submit(vol, ozbd_op::Read, (1 << 20) - 4096, 8192, &riov), 0);
+    assert_eq!(&r[..4096], &[5u8; 4096][..], "old data intact");
+    assert_eq!(&r[4096..], &[0u8; 4096][..], "new space reads zeros");
+    assert_eq!(submit(vol, ozbd_op::Write, 2 << 20, 4096, &iov), 0);
+
+    // Shrinking: refused without force; with force, refused over data.
+    let (rc, msg) = resize(vol, 1 << 20, false).unwrap_err();
+    assert_eq!(rc, -libc::EINVAL, "{msg}");
+    assert!(msg.contains("force"), "{msg}");
+    let (rc, msg) = resize(vol, 1 << 20, true).unwrap_err();
+    assert_eq!(rc, -libc::EBUSY, "{msg}");
+    assert!(msg.contains("chunk 32"), "{msg}");
+    let (rc, msg) = resize(vol, (3 << 20) + 100, false).unwrap_err();
+    assert_eq!(rc, -libc::EINVAL, "{msg}");
+    assert!(msg.contains("multiple of the block size"), "{msg}");
+    assert_eq!(info(vol).size, 3 << 20, "unchanged by the refusals");
+    // Unused space goes.
+    assert_eq!(submit(vol, ozbd_op::Unmap, 2 << 20, 1 << 20, &[]), 0);
+    let t = std::time::Instant::now();
+    loop {
+        match resize(vol, 2 << 20, true) {
+            Ok(()) => break,
+            // Journaled until the journal applies the unmap.
+            Err((rc, msg)) if rc == -libc::EBUSY && t.elapsed().as_secs() < 20 => {
+                assert!(msg.contains("journal"), "{msg}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(info(vol).size, 2 << 20);
+    assert_eq!(
+        submit(vol, ozbd_op::Write, 2 << 20, 4096, &iov),
+        -libc::EINVAL
+    );
+    assert_eq!(
+        unsafe { ozbd_resize(ptr::null_mut(), 1 << 20, 0, ptr::null_mut(), 0) },
+        -libc::EINVAL
+    );
+    unsafe { ozbd_close(vol) };
+
+    // Reopened: the new size; a read-only open cannot resize.
+    let mut p = params(0, OZBD_OPEN_EXISTING);
+    p.readonly = 1;
+    let ro = open(uri, &p).unwrap();
+    assert_eq!(info(ro).size, 2 << 20);
+    let (rc, msg) = resize(ro, 4 << 20, false).unwrap_err();
+    assert_eq!(rc, -libc::EROFS, "{msg}");
+    unsafe { ozbd_close(ro) };
+}
