@@ -2,7 +2,8 @@
 //! ozbd: the command-line tool for bdev_ozone volumes, shaped like Ceph's `rbd`.
 //!
 //! Owns: argument parsing (the open options go to the engine as given, never
-//! checked here), size suffixes, progress display, and streaming whole
+//! checked here), size suffixes, progress display, resizing (the engine's
+//! `Volume::resize` under the writer lease), and streaming whole
 //! volumes in and out (import/export) through the engine with many requests in
 //! flight. Also tools used by tests and benchmarks (`crash-writer`, `crash-check`,
 //! `bench`): subcommands hidden from the help (`cli/tests/help.rs` checks that).
@@ -115,6 +116,21 @@ enum Cmd {
     },
     /// Copy a whole volume into a file (unallocated chunks become holes).
     Export { uri: String, file: String },
+    /// Grow a volume (the new space reads as zeros), or shrink it with --force.
+    ///
+    /// Takes the writer lease, so a volume in use (an SPDK target, nbdkit)
+    /// is refused: resize it there (RPC bdev_ozone_resize), or stop it first.
+    Resize {
+        uri: String,
+        /// The new size in bytes, or with a K/M/G/T suffix (powers of 1024);
+        /// a multiple of the volume's block size.
+        #[arg(long, value_parser = parse_size)]
+        size: u64,
+        /// Allow shrinking. Even then only space that holds no data is cut:
+        /// a shrink over data (or journaled writes) is refused, naming it.
+        #[arg(long)]
+        force: bool,
+    },
     /// Check a volume: superblock, every chunk's length and checksums, the
     /// journal, and orphans (files no reader uses). Exit 0: clean; 1: orphans
     /// removed, nothing else wrong; 4: damage found, or orphans left; 8: the
@@ -606,6 +622,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cmd_import(&ctx, &file, &VolumeUri::parse(&uri)?, create)
         }
         Cmd::Export { uri, file } => cmd_export(&ctx, &VolumeUri::parse(&uri)?, &file),
+        Cmd::Resize { uri, size, force } => {
+            let uri = VolumeUri::parse(&uri)?;
+            let vol = ctx.open(&uri)?;
+            let old = vol.superblock().size;
+            let r = vol.resize(size, force);
+            vol.close();
+            r?;
+            if old == size {
+                println!(
+                    "{} is {size} bytes ({}) already",
+                    uri.canonical(),
+                    human(size)
+                );
+            } else {
+                println!(
+                    "resized {} from {old} ({}) to {size} ({})",
+                    uri.canonical(),
+                    human(old),
+                    human(size)
+                );
+            }
+            Ok(())
+        }
         Cmd::CrashWriter {
             uri,
             seed,

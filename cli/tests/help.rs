@@ -7,7 +7,9 @@
 mod common;
 use common::ozbd;
 
-const USER_COMMANDS: [&str; 5] = ["create", "info", "delete", "import", "export"];
+const USER_COMMANDS: [&str; 7] = [
+    "create", "info", "delete", "import", "export", "fsck", "resize",
+];
 const HIDDEN_TOOLS: [&str; 3] = ["crash-writer", "crash-check", "bench"];
 
 #[test]
