@@ -63,6 +63,8 @@ def parse_args():
                                         "(what each copy did in Ozone)")
     p.add_argument("--work", help="scratch directory (default: a new one under /tmp)")
     p.add_argument("--dd-timeout", type=int, default=300, help="bound on one spdk_dd run (s)")
+    p.add_argument("--cleanup-wait", type=int, default=180,
+                   help="how long to retry deleting what a failed step left (s)")
     p.add_argument("--steps", help="comma-separated step names: run only up to the last of these")
     a = p.parse_args()
     a.extend_gib = a.extend_gib or a.gib + 1
@@ -373,8 +375,8 @@ def main():
     src = new_volume(ctxt, a.gib, "harness-src")
 
     def create():
-        drv.create_volume(src)
         created[src.name] = src
+        drv.create_volume(src)
         b = _lvol(drv, src.name)
         return b, f"{src.name} -> {b['name']} ({_gib(b)} GiB)"
 
@@ -468,8 +470,8 @@ def main():
 
     def mk_snap():
         s0 = stats()
-        drv.create_snapshot(snap)
         created[snap.name] = snap
+        drv.create_snapshot(snap)
         return True, f"{snap.name}; {stats_note(s0)}"
 
     v_snap = t.step("create_snapshot", mk_snap, [w])
@@ -478,8 +480,8 @@ def main():
 
     def mk_from_snap():
         s0 = stats()
-        drv.create_volume_from_snapshot(from_snap, snap)
         created[from_snap.name] = from_snap
+        drv.create_volume_from_snapshot(from_snap, snap)
         return True, f"{from_snap.name}; {stats_note(s0)}"
 
     v_fs = t.step("create_volume_from_snapshot", mk_from_snap, [v_snap])
@@ -488,8 +490,8 @@ def main():
 
     def mk_clone():
         s0 = stats()
-        drv.create_cloned_volume(clone, src)
         created[clone.name] = clone
+        drv.create_cloned_volume(clone, src)
         return True, f"{clone.name}; {stats_note(s0)}"
 
     v_cl = t.step("create_cloned_volume", mk_clone, [w])
@@ -548,28 +550,63 @@ def main():
 
     t.step("get_volume_stats (after deletes)", stats_after, [pool0])
 
-    # Whatever a failed step left: remove it with the driver's own calls; say what stays.
-    for name, obj in list(created.items()):
-        try:
-            if name.startswith("snapshot-"):
-                drv.delete_snapshot(obj)
-            else:
-                try:
-                    drv.remove_export(ctxt, obj)
-                except Exception:
-                    pass
-                drv.delete_volume(obj)
-            print(f"      clean-up: deleted {name}", flush=True)
-        except Exception as e:
-            print(f"      clean-up: could not delete {name}: {type(e).__name__}: {e}", flush=True)
+    # Whatever a failed step left: remove it with the driver's own calls, then any lvol of this
+    # run the driver does not know (create_cloned_volume's snp-volume-*), by RPC. A request that
+    # timed out goes on in SPDK (an inflate keeps its lvols busy), so each is retried for a while.
     ids = [v.id for v in (src, from_snap, clone)] + [snap.id]
-    try:
-        left = [al for b in rpc(drv, "bdev_get_bdevs") for al in b.get("aliases", [])
-                if any(i in al for i in ids)]
-    except Exception as e:
-        left = [f"(could not list: {e})"]
+    if created:
+        order = [o for o in (clone, from_snap, src, snap) if o.name in created]
+        print(f"      clean-up: {', '.join(o.name for o in order)} (up to {a.cleanup_wait} s)",
+              flush=True)
+        deadline = time.monotonic() + a.cleanup_wait
+        while True:
+            errs = {}
+            for obj in list(order):
+                try:
+                    if obj is snap:
+                        drv.delete_snapshot(obj)
+                    else:
+                        try:
+                            drv.remove_export(ctxt, obj)
+                        except Exception:
+                            pass
+                        drv.delete_volume(obj)
+                    _gone(drv, obj.name)
+                    order.remove(obj)
+                    print(f"      clean-up: {obj.name} gone", flush=True)
+                except Exception as e:
+                    errs[obj.name] = f"{type(e).__name__}: {e}"
+            if not order or time.monotonic() > deadline:
+                break
+            time.sleep(5)
+        for name, e in errs.items():
+            print(f"      clean-up: could not delete {name}: {e}", flush=True)
+    deadline = time.monotonic() + (a.cleanup_wait if created else 0)
+    while True:
+        try:
+            left = [(b["name"], al) for b in rpc(drv, "bdev_get_bdevs")
+                    for al in b.get("aliases", []) if any(i in al for i in ids)]
+        except Exception as e:
+            left = [("?", f"(could not list: {e})")]
+            break
+        if not left or time.monotonic() > deadline:
+            break
+        for name, al in left:
+            try:
+                rpc(drv, "bdev_lvol_delete", {"name": name})
+                print(f"      clean-up: deleted {al} by RPC", flush=True)
+            except Exception:
+                pass
+        time.sleep(2)
     if left:
-        print(f"      left on the target: {', '.join(left)}", flush=True)
+        print(f"      left on the target: {', '.join(al for _, al in left)}", flush=True)
+    if created and pool0:
+        try:
+            free = drv.get_volume_stats(refresh=True)["pools"][0]["free_capacity_gb"]
+            print(f"      clean-up: pool free {free:.3f} GiB (before the run "
+                  f"{pool0['free_capacity_gb']:.3f} GiB)", flush=True)
+        except Exception as e:
+            print(f"      clean-up: no volume stats: {type(e).__name__}: {e}", flush=True)
     print(t.line(), flush=True)
     return 0 if t.failed == 0 and t.skipped == 0 else 1
 

@@ -81,7 +81,8 @@ if ! "$venv/bin/python" -c 'from cinder.volume.drivers import spdk' > /dev/null 
 	{ "$py" -m venv "$venv" && "$venv/bin/pip" install -q "$spec"; } > "$OZT_WORK/pip.log" 2>&1 || {
 		tail -5 "$OZT_WORK/pip.log"
 		rm -rf "$venv"
-		if grep -qiE 'network|connection|resolve|timed out|no matching distribution' "$OZT_WORK/pip.log"; then
+		# No index reachable: pip lists no versions at all, or says why it could not connect.
+		if grep -qiE 'from versions: none|NewConnectionError|Max retries exceeded|Network is unreachable|Temporary failure in name resolution|Read timed out' "$OZT_WORK/pip.log"; then
 			skip "pip install $spec failed: no package index reachable (log $OZT_WORK/pip.log)"
 		fi
 		echo "FAIL: cinder (pip install $spec failed, log $OZT_WORK/pip.log)"
@@ -90,9 +91,10 @@ if ! "$venv/bin/python" -c 'from cinder.volume.drivers import spdk' > /dev/null 
 fi
 cinder_ver=$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("cinder"))')
 
-volroot_given=${OZT_VOLROOT:+1}
+# Volumes under cindertest/ (lib.sh's default is spdktest/): needs the OM address first.
+[[ -n ${OZONE_OM_ADDRESS:-} ]] || eval "$("$OZ_TOP/scripts/ozone-local" env 2> /dev/null)"
+[[ -n ${OZONE_OM_ADDRESS:-} ]] && OZT_VOLROOT=${OZT_VOLROOT:-ofs://$OZONE_OM_ADDRESS/cindertest/bkt}
 ozt_setup
-[[ -n $volroot_given ]] || OZT_VOLROOT=ofs://$OZONE_OM_ADDRESS/cindertest/bkt
 uri=$(ozt_uri v)
 OZT_CLEANUP_EXTRA="ozt_destroy_volume $uri"
 sock=$OZT_WORK/tgt.sock
