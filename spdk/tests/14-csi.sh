@@ -44,11 +44,13 @@ if ! command -v go > /dev/null; then
 	exit 0
 fi
 # csi-sanity, pinned (the proxy refuses @latest), and the test's own CSI client.
-CSI_SANITY_BIN=${CSI_SANITY_BIN:-$OZ_TOP/.state/bin/csi-sanity}
+CSI_SANITY_BIN=${CSI_SANITY_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/bdev_ozone/bin/csi-sanity-$CSI_SANITY_VERSION}
 if [[ ! -x $CSI_SANITY_BIN ]]; then
 	ozt_log "installing csi-sanity $CSI_SANITY_VERSION into $(dirname "$CSI_SANITY_BIN")"
-	(cd /tmp && GOBIN=$(dirname "$CSI_SANITY_BIN") nice go install \
-		"github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION") > "$OZT_WORK/go-install.log" 2>&1 ||
+	mkdir -p "$(dirname "$CSI_SANITY_BIN")"
+	(cd /tmp && GOBIN=$OZT_WORK/gobin nice go install \
+		"github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION" &&
+		mv "$OZT_WORK/gobin/csi-sanity" "$CSI_SANITY_BIN") > "$OZT_WORK/go-install.log" 2>&1 ||
 		{ cat "$OZT_WORK/go-install.log"; ozt_fail "cannot install csi-sanity"; ozt_summary; exit 1; }
 fi
 CSICLIENT=$OZT_WORK/csiclient

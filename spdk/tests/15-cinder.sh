@@ -12,7 +12,7 @@
 # the snapshot, from the clone and from the source.
 # A negative check first: the same harness through SPDK's own rpc_http_proxy.py (no size
 # translation) must fail at create_volume (SPDK >= 24.05 refuses "size" in bytes).
-# Owns: the Cinder venv (OZT_CINDER_VENV, default .state/venv-cinder: made once with pip, reused),
+# Owns: the Cinder venv (OZT_CINDER_VENV, default ~/.cache/bdev_ozone/venv-cinder, outside the clone so CI's fresh clones reuse it: made once with pip),
 # the target, the gateway and the proxy it starts, its cinder.conf, the sizing table.
 # Must never: listen on anything but 127.0.0.1 (ports OZT_CINDER_PORT..+2), leave its volumes
 # in Ozone (they live under ofs://<om>/cindertest/bkt and are deleted at the end), or count
@@ -66,7 +66,7 @@ if [[ ! -x $gw ]]; then
 fi
 
 # Cinder in a venv of its own (Cinder 29 needs Python >= 3.11), made once and reused.
-venv=${OZT_CINDER_VENV:-$OZ_TOP/.state/venv-cinder}
+venv=${OZT_CINDER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/bdev_ozone/venv-cinder}
 spec=${OZT_CINDER_PIP_SPEC:-cinder==29.0.0}
 if ! "$venv/bin/python" -c 'from cinder.volume.drivers import spdk' > /dev/null 2>&1; then
 	py=""

@@ -5,12 +5,12 @@
 # run time), strict (unknown fields are errors), against the oldest and newest Kubernetes
 # versions we claim. CRDs it has no schema for (VolumeSnapshotClass) are parsed as YAML only,
 # and said so. A broken copy of the DaemonSet must be refused (the check can fail).
-# Owns: the venv under .state/venv-k8s. Must never: talk to a cluster.
+# Owns: the venv ~/.cache/bdev_ozone/venv-k8s (made when absent, outside the clone so CI reuses it). Must never: talk to a cluster.
 # Ends with "k8s-manifests: N passed, N failed".
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 top=$(cd "$here/../.." && pwd)
-venv=$top/.state/venv-k8s
+venv=${XDG_CACHE_HOME:-$HOME/.cache}/bdev_ozone/venv-k8s
 passed=0 failed=0
 ok() { echo "PASS: $*"; passed=$((passed + 1)); }
 bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
