@@ -9,10 +9,13 @@
  * Owns: the bdev module registration, the registry of open (and opening/closing) volumes,
  * the I/O path (submit to the engine; each completion goes onto its channel's lock-free
  * completion list, which the channel's SPDK thread drains), the blocking helper pthreads
- * (close, destroy), the translation of the create options into ozbd_params, and
+ * (close, destroy, resize), resizing (the engine on a helper pthread, the block count on
+ * the app thread), the translation of the create options into ozbd_params, and
  * dump_info_json / write_config_json.
- * Must never: make a blocking engine call (ozbd_open, ozbd_close, ozbd_destroy) on an SPDK
- * reactor thread; complete an spdk_bdev_io on any thread but the one that submitted it;
+ * Must never: make a blocking engine call (ozbd_open, ozbd_close, ozbd_destroy, ozbd_resize)
+ * on an SPDK reactor thread; close a volume while a resize still uses it; let the engine
+ * cut blocks the bdev layer still offers; complete an spdk_bdev_io on any thread but the
+ * one that submitted it;
  * keep an engine default or a list of engine statistics of its own (ozbd_params_init and
  * ozbd_stats_json own those); validate what ozbd_check_params validates; wait on Ozone on
  * the app thread; block in write_config_json; change the process's environment.
@@ -80,7 +83,25 @@ struct bdev_ozone {
 	struct bdev_ozone_delete_ctx	*delete_ctx;
 	struct spdk_thread		*destruct_thread;
 
+	/* The resize in flight (its helper pthread uses vol), and a close that waits for its
+	 * end. Touched only on the app thread, like the registry. */
+	struct bdev_ozone_resize_ctx	*resize;
+	bool				close_pending;
+
 	TAILQ_ENTRY(bdev_ozone)		link;
+};
+
+struct bdev_ozone_resize_ctx {
+	uint64_t		old_size;
+	uint64_t		new_size;
+	bool			force;
+	/* A shrink the bdev layer was told of before the engine (it refuses to shrink an
+	 * open bdev): undone when the engine refuses. */
+	bool			notified;
+	int			rc;
+	char			errmsg[BDEV_OZONE_ERRLEN];
+	bdev_ozone_resize_cb	cb;
+	void			*cb_arg;
 };
 
 struct bdev_ozone_delete_ctx {
@@ -164,7 +185,8 @@ bdev_ozone_send_msg(struct spdk_thread *thread, spdk_msg_fn fn, void *ctx, const
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Helper pthreads: the blocking engine calls ozbd_close and ozbd_destroy run on these. */
+/* Helper pthreads: the blocking engine calls ozbd_close, ozbd_destroy and ozbd_resize run on
+ * these. */
 
 typedef void (*bdev_ozone_fn)(struct bdev_ozone *disk);
 
@@ -717,9 +739,9 @@ bdev_ozone_destruct_closed(void *ctx)
 }
 
 static void
-bdev_ozone_io_device_unregistered(void *io_device)
+bdev_ozone_start_close(void *ctx)
 {
-	struct bdev_ozone *disk = io_device;
+	struct bdev_ozone *disk = ctx;
 	int rc;
 
 	rc = bdev_ozone_run_job(disk, bdev_ozone_close_work, bdev_ozone_destruct_closed);
@@ -732,6 +754,19 @@ bdev_ozone_io_device_unregistered(void *io_device)
 			 spdk_strerror(-rc));
 		bdev_ozone_destruct_closed(disk);
 	}
+}
+
+static void
+bdev_ozone_io_device_unregistered(void *io_device)
+{
+	struct bdev_ozone *disk = io_device;
+
+	if (disk->resize != NULL) {
+		/* A resize still uses the volume on its helper pthread: its end closes it. */
+		disk->close_pending = true;
+		return;
+	}
+	bdev_ozone_start_close(disk);
 }
 
 static int
@@ -1004,6 +1039,12 @@ bdev_ozone_delete(const char *name, bool destroy_data, bdev_ozone_delete_cb cb, 
 		cb(cb_arg, -EBUSY, msg);
 		return;
 	}
+	if (disk->resize != NULL) {
+		snprintf(msg, sizeof(msg), "ozone bdev '%s' is being resized: try again when that "
+			 "is done", name);
+		cb(cb_arg, -EBUSY, msg);
+		return;
+	}
 	ctx = calloc(1, sizeof(*ctx));
 	if (ctx == NULL) {
 		cb(cb_arg, -ENOMEM, "out of memory");
@@ -1021,6 +1062,138 @@ bdev_ozone_delete(const char *name, bool destroy_data, bdev_ozone_delete_cb cb, 
 		snprintf(msg, sizeof(msg), "cannot unregister '%s': %s", name, spdk_strerror(-rc));
 		cb(cb_arg, rc, msg);
 	}
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Resize */
+
+/* Helper pthread: the engine resizes (Ozone I/O; a shrink drains the I/O in flight). */
+static void
+bdev_ozone_resize_work(struct bdev_ozone *disk)
+{
+	struct bdev_ozone_resize_ctx *r = disk->resize;
+
+	r->errmsg[0] = '\0';
+	r->rc = ozbd_resize(disk->vol, r->new_size, r->force ? 1 : 0, r->errmsg,
+			    sizeof(r->errmsg));
+}
+
+/* App thread, after the engine's answer: the bdev layer's block count follows it. */
+static void
+bdev_ozone_resize_done(void *ctx)
+{
+	struct bdev_ozone *disk = ctx;
+	struct bdev_ozone_resize_ctx *r = disk->resize;
+	uint64_t bs = disk->bdev.blocklen;
+	int rc = r->rc;
+
+	if (disk->state == BDEV_OZONE_OPEN) {
+		if (r->rc == 0 && !r->notified) {
+			/* Grown: the new blocks are offered now, to every open descriptor (an
+			 * lvstore gets a resize event; bdev_lvol_grow_lvstore takes them). */
+			rc = spdk_bdev_notify_blockcnt_change(&disk->bdev, r->new_size / bs);
+			if (rc != 0) {
+				snprintf(r->errmsg, sizeof(r->errmsg), "the volume grew to %" PRIu64
+					 " bytes, but the bdev layer kept %" PRIu64 " blocks: %s",
+					 r->new_size, disk->bdev.blockcnt, spdk_strerror(-rc));
+			}
+		} else if (r->rc != 0 && r->notified) {
+			/* The engine kept its size: give the bdev its blocks back. */
+			spdk_bdev_notify_blockcnt_change(&disk->bdev, r->old_size / bs);
+		}
+	}
+	if (r->rc == 0 && ozbd_get_info(disk->vol, &disk->info) != 0) {
+		disk->info.size = r->new_size;
+	}
+	if (rc == 0) {
+		SPDK_NOTICELOG("%s: resized from %" PRIu64 " to %" PRIu64 " bytes\n",
+			       disk->opts.name, r->old_size, r->new_size);
+	} else {
+		SPDK_ERRLOG("%s: resize to %" PRIu64 " bytes failed: %s\n", disk->opts.name,
+			    r->new_size, r->errmsg[0] ? r->errmsg : spdk_strerror(-rc));
+	}
+	r->cb(r->cb_arg, rc, rc == 0 ? NULL : r->errmsg[0] ? r->errmsg : spdk_strerror(-rc));
+	disk->resize = NULL;
+	free(r);
+	if (disk->close_pending) {
+		/* The bdev was destructed meanwhile: close the volume now. */
+		disk->close_pending = false;
+		bdev_ozone_send_msg(disk->destruct_thread, bdev_ozone_start_close, disk, "a close");
+	}
+}
+
+void
+bdev_ozone_resize(const char *name, uint64_t new_size, bool force, bdev_ozone_resize_cb cb,
+		  void *cb_arg)
+{
+	struct bdev_ozone_resize_ctx *r;
+	struct bdev_ozone *disk;
+	char msg[BDEV_OZONE_ERRLEN];
+	uint64_t bs;
+	int rc;
+
+	assert(spdk_get_thread() == spdk_thread_get_app_thread());
+
+	disk = bdev_ozone_find_by_name(name);
+	if (disk == NULL) {
+		snprintf(msg, sizeof(msg), "%s '%s'", spdk_bdev_get_by_name(name) ?
+			 "not an ozone bdev:" : "no such ozone bdev:", name);
+		cb(cb_arg, -ENODEV, msg);
+		return;
+	}
+	if (disk->state != BDEV_OZONE_OPEN) {
+		snprintf(msg, sizeof(msg), "ozone bdev '%s' is still being %s", name,
+			 disk->state == BDEV_OZONE_OPENING ? "opened" : "closed");
+		cb(cb_arg, -EBUSY, msg);
+		return;
+	}
+	if (disk->resize != NULL) {
+		snprintf(msg, sizeof(msg), "ozone bdev '%s' is being resized to %" PRIu64
+			 " bytes: try again when that is done", name, disk->resize->new_size);
+		cb(cb_arg, -EBUSY, msg);
+		return;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		cb(cb_arg, -ENOMEM, "out of memory");
+		return;
+	}
+	r->old_size = disk->info.size;
+	r->new_size = new_size;
+	r->force = force;
+	r->cb = cb;
+	r->cb_arg = cb_arg;
+	bs = disk->bdev.blocklen;
+	/* A shrink the engine may do (forced, whole blocks): the bdev layer refuses to shrink a
+	 * bdev anyone has open, so ask it first. Anything else the engine refuses itself, with
+	 * its own message. */
+	if (force && new_size < r->old_size && new_size > 0 && new_size % bs == 0) {
+		rc = spdk_bdev_notify_blockcnt_change(&disk->bdev, new_size / bs);
+		if (rc != 0) {
+			snprintf(msg, sizeof(msg), "cannot shrink '%s' to %" PRIu64 " bytes: the bdev "
+				 "layer refuses (%s): a shrink needs the bdev closed by every user (an "
+				 "lvstore, an NVMe-oF namespace, ...); nothing was changed", name,
+				 new_size, spdk_strerror(-rc));
+			free(r);
+			cb(cb_arg, rc, msg);
+			return;
+		}
+		r->notified = true;
+	}
+	disk->resize = r;
+	rc = bdev_ozone_run_job(disk, bdev_ozone_resize_work, bdev_ozone_resize_done);
+	if (rc != 0) {
+		disk->resize = NULL;
+		if (r->notified) {
+			spdk_bdev_notify_blockcnt_change(&disk->bdev, r->old_size / bs);
+		}
+		free(r);
+		snprintf(msg, sizeof(msg), "cannot start a resize thread: %s", spdk_strerror(-rc));
+		cb(cb_arg, rc, msg);
+		return;
+	}
+	SPDK_DEBUGLOG(bdev_ozone, "%s: resizing from %" PRIu64 " to %" PRIu64 " bytes\n", name,
+		      r->old_size, new_size);
 }
 
 /* ---------------------------------------------------------------------------------------- */

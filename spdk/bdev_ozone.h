@@ -6,11 +6,12 @@
 /*
  * bdev_ozone: the interface between the bdev module (bdev_ozone.c) and its RPCs
  * (bdev_ozone_rpc.c).
- * Owns: the create/delete entry points, their options, and the check of those options.
+ * Owns: the create/delete/resize entry points, their options, and the check of those
+ * options.
  * Must never: expose engine (ozbd_*) types to the RPC layer, hold a default of its own
  * (an option the user did not give is left to the engine's ozbd_params_init), or promise
- * a synchronous answer: create and delete always report through their callback, on the
- * app thread.
+ * a synchronous answer: create, delete and resize always report through their callback,
+ * on the app thread.
  */
 
 #ifndef SPDK_BDEV_OZONE_H
@@ -88,5 +89,16 @@ typedef void (*bdev_ozone_delete_cb)(void *cb_arg, int rc, const char *errmsg);
  * volume's data from Ozone. Must be called on the app thread. */
 void bdev_ozone_delete(const char *name, bool destroy_data, bdev_ozone_delete_cb cb,
 		       void *cb_arg);
+
+/* Called once on the app thread: rc is 0 (the bdev has its new size) or a negative errno
+ * with errmsg. */
+typedef void (*bdev_ozone_resize_cb)(void *cb_arg, int rc, const char *errmsg);
+
+/* Grow ozone bdev `name` to new_size bytes while it serves I/O, or with force shrink it
+ * (the engine cuts only space that holds no data; SPDK refuses to shrink a bdev someone has
+ * open). The engine call runs on a helper pthread; the block count changes on the app
+ * thread. Must be called on the app thread. */
+void bdev_ozone_resize(const char *name, uint64_t new_size, bool force,
+		       bdev_ozone_resize_cb cb, void *cb_arg);
 
 #endif /* SPDK_BDEV_OZONE_H */

@@ -4,15 +4,15 @@
  */
 
 /*
- * bdev_ozone RPCs: bdev_ozone_create and bdev_ozone_delete, and their deprecated aliases
- * ozone_bdev_create / ozone_bdev_delete (the project's original quick start, which names
- * the URI `ozone_uri`).
+ * bdev_ozone RPCs: bdev_ozone_create, bdev_ozone_delete and bdev_ozone_resize, and the
+ * deprecated aliases ozone_bdev_create / ozone_bdev_delete (the project's original quick
+ * start, which names the URI `ozone_uri`).
  * Owns: the decoder tables (decoded by spdk_json_decode_object), naming the offending
  * parameter when decoding fails, and the JSON-RPC responses.
  * Must never: call the engine, check what the engine checks (URI, geometry, ranges, CPU
- * mask, journal mode: bdev_ozone_check_opts passes the engine's own message through), wait
- * for a result (create/delete answer through callbacks on the app thread), or answer a
- * request twice.
+ * mask, journal mode, sizes: bdev_ozone_check_opts and the resize pass the engine's own
+ * message through), wait for a result (create/delete/resize answer through callbacks on
+ * the app thread), or answer a request twice.
  */
 
 #include "spdk/stdinc.h"
@@ -272,3 +272,44 @@ rpc_bdev_ozone_delete(struct spdk_jsonrpc_request *request, const struct spdk_js
 }
 SPDK_RPC_REGISTER("bdev_ozone_delete", rpc_bdev_ozone_delete, SPDK_RPC_RUNTIME)
 SPDK_RPC_REGISTER_ALIAS_DEPRECATED(bdev_ozone_delete, ozone_bdev_delete)
+
+/* ---------------------------------------------------------------------------------------- */
+/* bdev_ozone_resize */
+
+struct rpc_bdev_ozone_resize {
+	char		*name;
+	uint64_t	new_size;
+	bool		force;
+};
+
+static const struct spdk_json_object_decoder rpc_bdev_ozone_resize_decoders[] = {
+	{"name", offsetof(struct rpc_bdev_ozone_resize, name), spdk_json_decode_string},
+	{"new_size", offsetof(struct rpc_bdev_ozone_resize, new_size), spdk_json_decode_uint64},
+	{"force", offsetof(struct rpc_bdev_ozone_resize, force), spdk_json_decode_bool, true},
+};
+
+static void
+rpc_bdev_ozone_resize_done(void *cb_arg, int rc, const char *errmsg)
+{
+	struct spdk_jsonrpc_request *request = cb_arg;
+
+	if (rc != 0) {
+		spdk_jsonrpc_send_error_response(request, rc, errmsg ? errmsg : spdk_strerror(-rc));
+		return;
+	}
+	spdk_jsonrpc_send_bool_response(request, true);
+}
+
+static void
+rpc_bdev_ozone_resize(struct spdk_jsonrpc_request *request, const struct spdk_json_val *params)
+{
+	struct rpc_bdev_ozone_resize req = {};
+
+	if (bdev_ozone_decode(request, params, rpc_bdev_ozone_resize_decoders,
+			      SPDK_COUNTOF(rpc_bdev_ozone_resize_decoders), &req, sizeof(req))) {
+		bdev_ozone_resize(req.name, req.new_size, req.force, rpc_bdev_ozone_resize_done,
+				  request);
+	}
+	free(req.name);
+}
+SPDK_RPC_REGISTER("bdev_ozone_resize", rpc_bdev_ozone_resize, SPDK_RPC_RUNTIME)

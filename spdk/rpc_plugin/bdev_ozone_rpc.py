@@ -2,9 +2,10 @@
 #  Copyright (C) 2026 The bdev_ozone authors.
 #  All rights reserved.
 #
-# rpc.py plugin for the ozone bdev module: bdev_ozone_create and bdev_ozone_delete, and the
-# project's original quick-start spellings ozone_bdev_create / ozone_bdev_delete (deprecated
-# aliases of the same RPCs; the target logs a deprecation warning when they are used).
+# rpc.py plugin for the ozone bdev module: bdev_ozone_create, bdev_ozone_delete and
+# bdev_ozone_resize, and the project's original quick-start spellings ozone_bdev_create /
+# ozone_bdev_delete (deprecated aliases of the same RPCs; the target logs a deprecation
+# warning when they are used).
 # Owns: the command-line shape of the RPCs and size parsing (K/M/G/T suffixes).
 # Must never: add parameters the module does not know (the module rejects unknown keys), or
 # supply defaults: what is not given is not sent, and the engine's defaults apply.
@@ -53,6 +54,15 @@ def bdev_ozone_delete(client, name, destroy_data=False, method='bdev_ozone_delet
     if destroy_data:
         params['destroy_data'] = True
     return client.call(method, params)
+
+
+def bdev_ozone_resize(client, name, new_size, force=False):
+    """Grow ozone bdev `name` to new_size bytes while it serves I/O; with force, shrink it
+    (only over space that holds no data, and only while nobody has the bdev open)."""
+    params = {'name': name, 'new_size': new_size}
+    if force:
+        params['force'] = True
+    return client.call('bdev_ozone_resize', params)
 
 
 def _add_create_options(p):
@@ -109,6 +119,20 @@ def spdk_rpc_plugin_initialize(subparsers):
     p.add_argument('--destroy-data', action='store_true',
                    help="also remove the volume's data from Ozone (irreversible)")
     p.set_defaults(func=delete)
+
+    def resize(args):
+        print(json.dumps(bdev_ozone_resize(args.client, name=args.name, new_size=args.new_size,
+                                           force=args.force), indent=2))
+
+    p = subparsers.add_parser('bdev_ozone_resize',
+                              help='Grow an ozone bdev (or shrink it with --force)')
+    p.add_argument('name', help='bdev name')
+    p.add_argument('new_size', type=_bytes,
+                   help='new size in bytes (K/M/G/T suffix allowed), a multiple of the block size')
+    p.add_argument('--force', action='store_true',
+                   help='allow shrinking: only space that holds no data is cut, and only while '
+                        'nobody has the bdev open')
+    p.set_defaults(func=resize)
 
     # The original quick start: flags only, --size in bytes, the URI as --ozone-uri.
     def old_create(args):
