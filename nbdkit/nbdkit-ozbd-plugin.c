@@ -10,7 +10,11 @@
  *   a struct ozbd_params that ozbd_params_init filled with the engine's
  *   defaults; refusing bad configuration before the fork with the engine's own
  *   words (ozbd_check_params); opening ONE engine volume after nbdkit has
- *   forked and sharing it across all connections (thread model PARALLEL);
+ *   forked and sharing it across all connections (thread model PARALLEL),
+ *   for as long as nbdkit runs (so it holds the writer lease that long: an
+ *   `ozbd resize` elsewhere is refused; after one made while nbdkit was
+ *   stopped, the next nbdkit serves the new size); the export size each
+ *   connection sees (get_size: the engine's size at that moment);
  *   turning each NBD request into one ozbd_submit() call, waiting for room when
  *   the engine answers -EAGAIN and then for the completion; the NBD capability
  *   answers (block size constraints, flush, native FUA, trim, zero,
@@ -484,10 +488,26 @@ ozbd_open_conn (int readonly)
   return &handle_token;         /* all connections share the one volume */
 }
 
+/* The volume's size now, from the engine (which owns it; see get_size). */
+static uint64_t
+current_size (void)
+{
+  struct ozbd_info now;
+
+  if (ozbd_get_info (vol, &now) != 0)
+    return info.size;
+  return now.size;
+}
+
+/* Asked once per connection. The engine's size at that moment: the volume is
+ * opened once per nbdkit process and kept open across connections, so this is
+ * the size it was opened with unless the engine was resized meanwhile; a
+ * resize from outside (`ozbd resize`, refused while nbdkit holds the writer
+ * lease) shows on the next nbdkit start. */
 static int64_t
 ozbd_get_size (void *h)
 {
-  return info.size;
+  return current_size ();
 }
 
 /* Minimum 1: the engine takes any byte range (a partial block is part of its
@@ -562,12 +582,13 @@ ozbd_extents (void *h, uint32_t count, uint64_t offset, uint32_t flags,
 {
   uint64_t end = offset + count;
   uint64_t cs = info.chunk_size;
+  uint64_t size = current_size ();
   uint64_t idx = offset / cs;
   uint64_t run_start = idx * cs;
   int run_type = -1;
 
-  if (end > info.size)
-    end = info.size;
+  if (end > size)
+    end = size;
   for (; idx * cs < end; idx++) {
     int a = ozbd_chunk_allocated (vol, idx);
     int type = a == 1 ? 0 : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
@@ -585,8 +606,8 @@ ozbd_extents (void *h, uint32_t count, uint64_t offset, uint32_t flags,
   }
   {
     uint64_t run_end = idx * cs;
-    if (run_end > info.size)
-      run_end = info.size;
+    if (run_end > size)
+      run_end = size;
     if (nbdkit_add_extent (extents, run_start, run_end - run_start,
                            run_type) == -1)
       return -1;

@@ -696,6 +696,29 @@ else
   fi
 fi
 
+# ------------------------------------------------------------ resize
+# nbdkit keeps the volume (and its writer lease) open for as long as it runs:
+# `ozbd resize` is refused meanwhile, naming nbdkit; after a resize made while
+# nbdkit was stopped, the next nbdkit serves the new size.
+stop_server TERM
+if [[ ! -x $OZBD_CLI ]]; then skip "resize" "$OZBD_CLI is not built (cargo build --release -p ozbd-cli)"
+elif start_server; then
+  out=$("$OZBD_CLI" resize "$URI" --size $((VOLSIZE + 64 * MiB)) 2>&1)
+  check "resize: ozbd resize is refused while nbdkit holds the volume, naming it" \
+    grep -q "in use: held by nbdkit" <<<"$out"
+  stop_server TERM
+  if "$OZBD_CLI" resize "$URI" --size $((VOLSIZE + 64 * MiB)) >"$WORK/resize.out" 2>&1 && start_server; then
+    check "resize: after ozbd resize, a new nbdkit serves the new size" \
+      test "$(info_field export-size)" = $((VOLSIZE + 64 * MiB))
+    check "resize: the new space reads as zeros" \
+      cmp -s <(nbdcopy "$NBD" - | tail -c $((64 * MiB))) <(head -c $((64 * MiB)) /dev/zero)
+  else
+    fail "resize: ozbd resize with nbdkit stopped, then restart"; tail -3 "$WORK/resize.out" "$LOG"
+  fi
+else
+  fail "resize: start nbdkit"; tail -5 "$LOG"
+fi
+
 # ------------------------------------------------------------ open mismatches
 stop_server TERM
 expect_error "error: create=new on an existing volume" \
