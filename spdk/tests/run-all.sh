@@ -35,6 +35,7 @@ runs=(
 	12-hostile.sh:ozone_tgt
 	13-resize.sh:ozone_tgt 13-resize.sh:preload
 	14-csi.sh:ozone_tgt
+	15-cinder.sh:ozone_tgt
 )
 routes=${OZT_ROUTES:-"ozone_tgt preload"}
 
