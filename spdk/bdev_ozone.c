@@ -1018,6 +1018,38 @@ bdev_ozone_unregister_done(void *cb_arg, int bdeverrno)
 	free(ctx);
 }
 
+/*
+ * The open ozone bdev `name` with no resize running, or NULL after telling `cb` why not
+ * (-ENODEV: no such ozone bdev; -EBUSY: still opening or closing, or being resized).
+ */
+static struct bdev_ozone *
+bdev_ozone_find_idle(const char *name, bdev_ozone_delete_cb cb, void *cb_arg)
+{
+	struct bdev_ozone *disk;
+	char msg[BDEV_OZONE_ERRLEN];
+
+	disk = bdev_ozone_find_by_name(name);
+	if (disk == NULL) {
+		snprintf(msg, sizeof(msg), "%s '%s'", spdk_bdev_get_by_name(name) ?
+			 "not an ozone bdev:" : "no such ozone bdev:", name);
+		cb(cb_arg, -ENODEV, msg);
+		return NULL;
+	}
+	if (disk->state != BDEV_OZONE_OPEN) {
+		snprintf(msg, sizeof(msg), "ozone bdev '%s' is still being %s", name,
+			 disk->state == BDEV_OZONE_OPENING ? "opened" : "closed");
+		cb(cb_arg, -EBUSY, msg);
+		return NULL;
+	}
+	if (disk->resize != NULL) {
+		snprintf(msg, sizeof(msg), "ozone bdev '%s' is being resized to %" PRIu64
+			 " bytes: try again when that is done", name, disk->resize->new_size);
+		cb(cb_arg, -EBUSY, msg);
+		return NULL;
+	}
+	return disk;
+}
+
 void
 bdev_ozone_delete(const char *name, bool destroy_data, bdev_ozone_delete_cb cb, void *cb_arg)
 {
@@ -1026,23 +1058,8 @@ bdev_ozone_delete(const char *name, bool destroy_data, bdev_ozone_delete_cb cb, 
 	char msg[BDEV_OZONE_ERRLEN];
 	int rc;
 
-	disk = bdev_ozone_find_by_name(name);
+	disk = bdev_ozone_find_idle(name, cb, cb_arg);
 	if (disk == NULL) {
-		snprintf(msg, sizeof(msg), "%s '%s'", spdk_bdev_get_by_name(name) ?
-			 "not an ozone bdev:" : "no such ozone bdev:", name);
-		cb(cb_arg, -ENODEV, msg);
-		return;
-	}
-	if (disk->state != BDEV_OZONE_OPEN) {
-		snprintf(msg, sizeof(msg), "ozone bdev '%s' is still being %s", name,
-			 disk->state == BDEV_OZONE_OPENING ? "opened" : "closed");
-		cb(cb_arg, -EBUSY, msg);
-		return;
-	}
-	if (disk->resize != NULL) {
-		snprintf(msg, sizeof(msg), "ozone bdev '%s' is being resized: try again when that "
-			 "is done", name);
-		cb(cb_arg, -EBUSY, msg);
 		return;
 	}
 	ctx = calloc(1, sizeof(*ctx));
@@ -1134,23 +1151,8 @@ bdev_ozone_resize(const char *name, uint64_t new_size, bool force, bdev_ozone_re
 
 	assert(spdk_get_thread() == spdk_thread_get_app_thread());
 
-	disk = bdev_ozone_find_by_name(name);
+	disk = bdev_ozone_find_idle(name, cb, cb_arg);
 	if (disk == NULL) {
-		snprintf(msg, sizeof(msg), "%s '%s'", spdk_bdev_get_by_name(name) ?
-			 "not an ozone bdev:" : "no such ozone bdev:", name);
-		cb(cb_arg, -ENODEV, msg);
-		return;
-	}
-	if (disk->state != BDEV_OZONE_OPEN) {
-		snprintf(msg, sizeof(msg), "ozone bdev '%s' is still being %s", name,
-			 disk->state == BDEV_OZONE_OPENING ? "opened" : "closed");
-		cb(cb_arg, -EBUSY, msg);
-		return;
-	}
-	if (disk->resize != NULL) {
-		snprintf(msg, sizeof(msg), "ozone bdev '%s' is being resized to %" PRIu64
-			 " bytes: try again when that is done", name, disk->resize->new_size);
-		cb(cb_arg, -EBUSY, msg);
 		return;
 	}
 	r = calloc(1, sizeof(*r));

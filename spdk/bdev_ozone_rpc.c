@@ -247,8 +247,9 @@ static const struct spdk_json_object_decoder rpc_bdev_ozone_delete_decoders[] = 
 	{"destroy_data", offsetof(struct rpc_bdev_ozone_delete, destroy_data), spdk_json_decode_bool, true},
 };
 
+/* Answers a delete or resize request: true, or the error with its message. */
 static void
-rpc_bdev_ozone_delete_done(void *cb_arg, int rc, const char *errmsg)
+rpc_bdev_ozone_bool_done(void *cb_arg, int rc, const char *errmsg)
 {
 	struct spdk_jsonrpc_request *request = cb_arg;
 
@@ -266,7 +267,7 @@ rpc_bdev_ozone_delete(struct spdk_jsonrpc_request *request, const struct spdk_js
 
 	if (bdev_ozone_decode(request, params, rpc_bdev_ozone_delete_decoders,
 			      SPDK_COUNTOF(rpc_bdev_ozone_delete_decoders), &req, sizeof(req))) {
-		bdev_ozone_delete(req.name, req.destroy_data, rpc_bdev_ozone_delete_done, request);
+		bdev_ozone_delete(req.name, req.destroy_data, rpc_bdev_ozone_bool_done, request);
 	}
 	free(req.name);
 }
@@ -289,25 +290,13 @@ static const struct spdk_json_object_decoder rpc_bdev_ozone_resize_decoders[] = 
 };
 
 static void
-rpc_bdev_ozone_resize_done(void *cb_arg, int rc, const char *errmsg)
-{
-	struct spdk_jsonrpc_request *request = cb_arg;
-
-	if (rc != 0) {
-		spdk_jsonrpc_send_error_response(request, rc, errmsg ? errmsg : spdk_strerror(-rc));
-		return;
-	}
-	spdk_jsonrpc_send_bool_response(request, true);
-}
-
-static void
 rpc_bdev_ozone_resize(struct spdk_jsonrpc_request *request, const struct spdk_json_val *params)
 {
 	struct rpc_bdev_ozone_resize req = {};
 
 	if (bdev_ozone_decode(request, params, rpc_bdev_ozone_resize_decoders,
 			      SPDK_COUNTOF(rpc_bdev_ozone_resize_decoders), &req, sizeof(req))) {
-		bdev_ozone_resize(req.name, req.new_size, req.force, rpc_bdev_ozone_resize_done,
+		bdev_ozone_resize(req.name, req.new_size, req.force, rpc_bdev_ozone_bool_done,
 				  request);
 	}
 	free(req.name);

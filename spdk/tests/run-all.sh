@@ -33,7 +33,7 @@ runs=(
 	10-cpumask.sh:ozone_tgt 10-cpumask.sh:preload
 	11-lease.sh:ozone_tgt
 	12-hostile.sh:ozone_tgt
-	13-resize.sh:ozone_tgt 13-resize.sh:preload
+	13-resize.sh:ozone_tgt
 	14-csi.sh:ozone_tgt
 	15-cinder.sh:ozone_tgt
 )
