@@ -28,6 +28,35 @@
 #define BDEV_OZONE_RPC_MSGLEN 512
 
 /* ---------------------------------------------------------------------------------------- */
+/* Answers */
+
+/*
+ * Every error answer with a message goes through here. A message cut to a buffer can end in
+ * half a UTF-8 character; SPDK's JSON writer then stops inside the string and the client gets
+ * an answer it can never parse, so it waits forever. Drop such a broken tail before sending.
+ */
+static void
+bdev_ozone_rpc_error(struct spdk_jsonrpc_request *request, int code, const char *msg)
+{
+	char buf[BDEV_OZONE_RPC_MSGLEN];
+	size_t len, lead, need;
+
+	snprintf(buf, sizeof(buf), "%s", msg);
+	len = strlen(buf);
+	lead = len;
+	while (lead > 0 && ((unsigned char)buf[lead - 1] & 0xC0) == 0x80 && len - lead < 3) {
+		lead--;
+	}
+	if (lead > 0 && (unsigned char)buf[lead - 1] >= 0xC0) {
+		need = (unsigned char)buf[lead - 1] >= 0xF0 ? 4 : (unsigned char)buf[lead - 1] >= 0xE0 ? 3 : 2;
+		if (len - (lead - 1) < need) {
+			buf[lead - 1] = '\0';
+		}
+	}
+	spdk_jsonrpc_send_error_response(request, code, buf);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Decoding */
 
 static int
@@ -136,7 +165,7 @@ bdev_ozone_decode(struct spdk_jsonrpc_request *request, const struct spdk_json_v
 		return true;
 	}
 	bdev_ozone_explain_decode_error(params, dec, n, size, msg, sizeof(msg));
-	spdk_jsonrpc_send_error_response(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS, msg);
+	bdev_ozone_rpc_error(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS, msg);
 	return false;
 }
 
@@ -189,7 +218,7 @@ rpc_bdev_ozone_create_done(void *cb_arg, int rc, const char *bdev_name, bool cre
 	struct spdk_json_write_ctx *w;
 
 	if (rc != 0) {
-		spdk_jsonrpc_send_error_response(request, rc, errmsg ? errmsg : spdk_strerror(-rc));
+		bdev_ozone_rpc_error(request, rc, errmsg ? errmsg : spdk_strerror(-rc));
 		return;
 	}
 	w = spdk_jsonrpc_begin_result(request);
@@ -224,7 +253,7 @@ rpc_bdev_ozone_create(struct spdk_jsonrpc_request *request, const struct spdk_js
 	}
 	/* The engine's own checks, with its message, before anything starts. */
 	if (bdev_ozone_check_opts(&req.opts, msg, sizeof(msg)) != 0) {
-		spdk_jsonrpc_send_error_response(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS, msg);
+		bdev_ozone_rpc_error(request, SPDK_JSONRPC_ERROR_INVALID_PARAMS, msg);
 		goto out;
 	}
 	bdev_ozone_create(&req.opts, rpc_bdev_ozone_create_done, request);
@@ -254,7 +283,7 @@ rpc_bdev_ozone_bool_done(void *cb_arg, int rc, const char *errmsg)
 	struct spdk_jsonrpc_request *request = cb_arg;
 
 	if (rc != 0) {
-		spdk_jsonrpc_send_error_response(request, rc, errmsg ? errmsg : spdk_strerror(-rc));
+		bdev_ozone_rpc_error(request, rc, errmsg ? errmsg : spdk_strerror(-rc));
 		return;
 	}
 	spdk_jsonrpc_send_bool_response(request, true);

@@ -102,7 +102,12 @@ fn write_err(err: *mut c_char, errlen: usize, msg: &str) {
         return;
     }
     let bytes = msg.as_bytes();
-    let n = bytes.len().min(errlen - 1);
+    // Cut at a character boundary: half a UTF-8 character makes the message invalid UTF-8,
+    // and SPDK's JSON writer then sends an unterminated answer that no client can parse.
+    let mut n = bytes.len().min(errlen - 1);
+    while !msg.is_char_boundary(n) {
+        n -= 1;
+    }
     // SAFETY: the caller gave `errlen` writable bytes at `err`.
     unsafe {
         ptr::copy_nonoverlapping(bytes.as_ptr(), err as *mut u8, n);

@@ -205,8 +205,11 @@ pub(crate) fn parse(uri: *const c_char, p: *const ozbd_params) -> Result<Params,
     } else {
         let s = cstr(p.uuid, "uuid")?;
         Some(uuid::Uuid::parse_str(&s).map_err(|e| {
+            // Quote a long value in part, so the message's point fits a caller's buffer.
+            let shown: String = s.chars().take(40).collect();
+            let more = if shown.len() < s.len() { "..." } else { "" };
             Error::InvalidArgument(format!(
-                "uuid '{s}' is not a UUID ({e}): use the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+                "uuid '{shown}{more}' is not a UUID ({e}): use the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
             ))
         })?)
     };

@@ -676,3 +676,33 @@ fn resize_grows_refuses_shrinks_and_reports_the_new_size() {
     assert_eq!(rc, -libc::EROFS, "{msg}");
     unsafe { ozbd_close(ro) };
 }
+
+/// A message cut to the caller's buffer stays valid UTF-8: half of a two-byte character
+/// left at the end made SPDK's JSON writer send an unterminated answer, and the client
+/// waited for the rest forever (12-hostile, seed 1796622754).
+#[test]
+fn a_cut_message_is_valid_utf8() {
+    let mut p = params(1 << 20, OZBD_OPEN_OR_CREATE);
+    let uuid = std::ffi::CString::new("é".repeat(300)).unwrap();
+    p.uuid = uuid.as_ptr();
+    for len in [40usize, 41, 42, 43, 512] {
+        let mut err = vec![0 as c_char; len];
+        let rc =
+            unsafe { ozbd_check_params(c"mem://abi6/v/b/d".as_ptr(), &p, err.as_mut_ptr(), len) };
+        assert_eq!(rc, -libc::EINVAL);
+        let msg = unsafe { CStr::from_ptr(err.as_ptr()) };
+        let s = msg
+            .to_str()
+            .unwrap_or_else(|e| panic!("buffer {len}: not UTF-8 ({e}): {msg:?}"));
+        assert!(s.starts_with("invalid argument: uuid 'é"), "{s}");
+        if len == 512 {
+            assert!(
+                s.contains("...' is not a UUID"),
+                "a long value is quoted in part: {s}"
+            );
+        } else {
+            // Cut, by at most the one byte of a character that did not fit.
+            assert!(msg.to_bytes().len() + 2 >= len, "{len}: {s}");
+        }
+    }
+}

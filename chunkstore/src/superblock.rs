@@ -32,6 +32,11 @@ pub const DEFAULT_BLOCK_SIZE: u32 = 4096;
 pub const DEFAULT_CHUNK_SIZE: u64 = 4 << 20;
 pub const MIN_CHUNK_SIZE: u64 = 64 << 10;
 pub const MAX_CHUNK_SIZE: u64 = 256 << 20;
+/// The most chunks a volume has: the engine keeps two bits per chunk in memory
+/// (64 MiB at this bound), so a typo in a size (or 2^63 from a hostile RPC
+/// client) is refused instead of taking the process's memory. That is 16 TiB
+/// with 64 KiB chunks, 1 PiB with the default 4 MiB, 64 PiB with 256 MiB.
+pub const MAX_CHUNKS: u64 = 1 << 28;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Superblock {
@@ -98,6 +103,15 @@ impl Superblock {
             return Err(Error::InvalidArgument(format!(
                 "size {} is not a positive multiple of the block size {}: round it to a multiple of {}",
                 self.size, self.block_size, self.block_size
+            )));
+        }
+        if self.chunk_count() > MAX_CHUNKS {
+            return Err(Error::InvalidArgument(format!(
+                "size {} is {} chunks of {} bytes, more than the {MAX_CHUNKS} a volume may have: the most is {} bytes with this chunk size; use a larger chunk size for a larger volume",
+                self.size,
+                self.chunk_count(),
+                self.chunk_size,
+                MAX_CHUNKS * self.chunk_size
             )));
         }
         Ok(())
@@ -204,6 +218,19 @@ mod tests {
         assert!(sb.checksums, "new volumes carry checksums");
         assert_eq!(parse_chunk_name(&chunk_name(0xabc)), Some(0xabc));
         assert_eq!(parse_chunk_name("xyz"), None);
+    }
+
+    /// A size whose chunk map would not fit in memory is refused with what to do, not
+    /// allocated (2^63 bytes aborted the process on a 256 GiB allocation).
+    #[test]
+    fn a_size_past_the_chunk_bound_is_refused() {
+        let most = MAX_CHUNKS * (4 << 20);
+        assert!(Superblock::new(most, 4096, 4 << 20, None).is_ok());
+        for size in [most + 4096, 1 << 63, u64::MAX - 4095] {
+            let e = Superblock::new(size, 4096, 4 << 20, None).unwrap_err();
+            assert!(e.to_string().contains("use a larger chunk size"), "{e}");
+        }
+        assert!(Superblock::new(most + 4096, 4096, 8 << 20, None).is_ok());
     }
 
     #[test]

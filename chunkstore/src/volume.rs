@@ -227,11 +227,6 @@ pub struct Volume {
     resizing: Mutex<()>,
 }
 
-/// The most chunks a resize grows a volume to: the engine keeps two bits per
-/// chunk in memory (64 MiB at this bound), and a typo in a size should not
-/// take the process's memory.
-pub const MAX_RESIZE_CHUNKS: u64 = 1 << 28;
-
 /// How much longer than the retry window a shrink waits for the requests in
 /// flight to finish before it gives up (changing nothing).
 const SHRINK_DRAIN_SLACK: Duration = Duration::from_secs(10);
@@ -962,14 +957,6 @@ impl Volume {
         next.validate()?;
         if new_size == sb.size {
             return Ok(());
-        }
-        if new_size > sb.size && next.chunk_count() > MAX_RESIZE_CHUNKS.max(sb.chunk_count()) {
-            return Err(Error::InvalidArgument(format!(
-                "{new_size} bytes is {} chunks of {} bytes, more than the {MAX_RESIZE_CHUNKS} chunks a resize grows a volume to (at most {} bytes with this chunk size)",
-                next.chunk_count(),
-                sb.chunk_size,
-                MAX_RESIZE_CHUNKS * sb.chunk_size
-            )));
         }
         if new_size < sb.size && !force_shrink {
             return Err(Error::InvalidArgument(format!(

@@ -47,6 +47,10 @@ ozt_expect_error "key given twice" bdev_ozone_create '{"name": "oz0", "name": "o
 ozt_expect_error "bad block_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "block_size": 1000}' "block.size" $P
 ozt_expect_error "bad chunk_size" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "chunk_size": 100000}' "chunk.size" $P
 ozt_expect_error "bad uuid" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "uuid": "nope"}' "not a UUID" $P
+# Hostile input found by 12-hostile: a size past the chunk bound (it once took the target's
+# memory), and a message cut inside a UTF-8 character (it once left the answer unterminated).
+ozt_expect_error "size 2^63" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 9223372036854775808}' "use a larger chunk size" $P
+ozt_expect_error "non-ASCII uuid cut" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "size": 1048576, "uuid": "'"$(printf 'é%.0s' $(seq 300))"'"}' "uuid '(é)+\.\.\.' is not a UUID" $P
 ozt_expect_error "bad scheme" bdev_ozone_create '{"name": "oz0", "uri": "http://x/y"}' "ofs://" $P
 ozt_expect_error "no bucket in uri" bdev_ozone_create '{"name": "oz0", "uri": "ofs://'"$OZONE_OM_ADDRESS"'/spdktest"}' "bucket" $P
 ozt_expect_error "bad cpumask" bdev_ozone_create '{"name": "oz0", "uri": "'"$uri"'", "cpumask": "zz"}' "cpumask" $P

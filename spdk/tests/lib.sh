@@ -87,11 +87,9 @@ ozt_setup() {
 	fi
 	OZT_WORK=${OZT_WORK:-$(mktemp -d /tmp/ozt-$OZT_NAME.XXXXXX)}
 	mkdir -p "$OZT_WORK"
-	if [[ ! -f $OZ_TOP/target/release/libozbd.a ]]; then
-		ozt_log "building the engine library (cargo build --release -p ozbd-capi)"
-		(cd "$OZ_TOP" && nice cargo build --release -p ozbd-capi) > "$OZT_WORK/cargo.log" 2>&1 ||
-			{ echo "FAIL: $OZT_NAME (cargo build failed, see $OZT_WORK/cargo.log)"; exit 1; }
-	fi
+	# Always: cargo does nothing when the library is current, and a stale one would test old code.
+	(cd "$OZ_TOP" && nice cargo build --release -p ozbd-capi) > "$OZT_WORK/cargo.log" 2>&1 ||
+		{ cat "$OZT_WORK/cargo.log"; echo "FAIL: $OZT_NAME (cargo build failed)"; exit 1; }
 	make -s -C "$OZ_SPDK_DIR" > "$OZT_WORK/make.log" 2>&1 ||
 		{ cat "$OZT_WORK/make.log"; echo "FAIL: $OZT_NAME (module build failed)"; exit 1; }
 	OZ_MODULE=$OZ_SPDK_DIR/libspdk_bdev_ozone.so

@@ -94,6 +94,9 @@ for i in range(count):
     if ans is None:
         fail(f"no answer within 180 s to {method} {json.dumps(params)[:300]}")
         break
+    if "malformed" in ans:
+        fail(f"an answer that is not JSON to {method} {json.dumps(params)[:200]}: {ans['malformed'][:200]}")
+        break
     alive = call("spdk_get_version", None, 30)
     if not alive or "result" not in alive:
         fail(f"the target is down after {method} {json.dumps(params)[:300]}")

@@ -17,7 +17,8 @@ import time
 
 def call(sock_path, method, params, timeout=300.0, sent_flag=None):
     """Send one request (`params`: JSON text, sent verbatim, or "" for none) and return the
-    decoded answer with "elapsed_s", or None when the socket closed or `timeout` passed first."""
+    decoded answer with "elapsed_s", {"malformed": text} for an answer that is not JSON, or
+    None when the socket closed or `timeout` passed first."""
     # The params text goes on the wire verbatim (after a syntax check), so a test can send
     # what json.dumps would never produce (a key given twice).
     json.loads(params or "null")
@@ -42,6 +43,11 @@ def call(sock_path, method, params, timeout=300.0, sent_flag=None):
                 obj, _ = dec.raw_decode(buf.decode())
                 break
             except ValueError:
+                # SPDK ends each answer with a newline and puts none inside one: an answer
+                # that is complete but does not parse is broken, not short. Say so now.
+                if buf.endswith(b"\n"):
+                    obj = {"malformed": buf.decode(errors="replace")}
+                    break
                 continue
     except socket.timeout:
         return None
