@@ -17,7 +17,7 @@
 #           OZT_RESUME_SECS of the restart, with no miscompare.
 # Before a fault, the test waits for the journal's steady state (the destager's first pass
 # drained it; bounded by OZT_SETTLE_SECS), so the "before" rate is one the volume sustains.
-# Once I/O goes on after the fault, bdevperf runs 15 s more and is stopped with SIGINT.
+# Once I/O goes on after the fault, bdevperf runs 5 s more and is stopped with SIGINT.
 # In every case the app must never crash. OZT_FAULT_CASES picks cases (default: all four).
 # Progress is sampled with bdev_get_iostat (completed ops) every few seconds.
 # Must never: leave a daemon stopped or dead (a trap sends SIGCONT and restarts a killed
@@ -156,10 +156,10 @@ run_fault() {
 		fi
 		sleep 5
 	done
-	# -t is only an upper bound: once I/O goes on, let it run 15 s more, then stop bdevperf
+	# -t is only an upper bound: once I/O goes on, let it run 5 s more, then stop bdevperf
 	# with SIGINT (it drains its jobs and prints its totals, as at the end of -t).
 	if [[ -n $resumed ]]; then
-		sleep 15
+		sleep 5
 		kill -INT "$bp" 2> /dev/null
 	fi
 	wait "$bp"

@@ -88,7 +88,7 @@ ozt_setup() {
 	OZT_WORK=${OZT_WORK:-$(mktemp -d /tmp/ozt-$OZT_NAME.XXXXXX)}
 	mkdir -p "$OZT_WORK"
 	# Always: cargo does nothing when the library is current, and a stale one would test old code.
-	(cd "$OZ_TOP" && nice cargo build --release -p ozbd-capi) > "$OZT_WORK/cargo.log" 2>&1 ||
+	(cd "$OZ_TOP" && nice cargo build --release --workspace --all-targets) > "$OZT_WORK/cargo.log" 2>&1 ||
 		{ cat "$OZT_WORK/cargo.log"; echo "FAIL: $OZT_NAME (cargo build failed)"; exit 1; }
 	make -s -C "$OZ_SPDK_DIR" > "$OZT_WORK/make.log" 2>&1 ||
 		{ cat "$OZT_WORK/make.log"; echo "FAIL: $OZT_NAME (module build failed)"; exit 1; }

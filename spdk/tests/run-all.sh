@@ -15,6 +15,9 @@
 # The last line is always "spdk: N passed, N failed[, N skipped]" (for scripts/test-all).
 # Env: OZT_ONLY="01 03" runs a subset; OZT_ROUTES="ozone_tgt preload" picks routes; the
 # scripts' own variables (OZT_VERIFY_TIME, OZT_NVMF_PORT, OZT_ISCSI_PORT, ...) pass through.
+# OZT_FULL=1 also runs the runs marked ":full" (the preload route of scripts whose module
+# code path the preloaded stock tools and 04-lvs already cover); without it they are
+# reported as skipped, by name, to keep CI under its hour.
 
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -23,14 +26,14 @@ source "$here/lib.sh"
 runs=(
 	01-bdevio.sh:-
 	02-bdevperf-verify.sh:-
-	03-rpc-config.sh:ozone_tgt 03-rpc-config.sh:preload
+	03-rpc-config.sh:ozone_tgt 03-rpc-config.sh:preload:full
 	04-lvs.sh:ozone_tgt 04-lvs.sh:preload
-	05-nvmf-tcp.sh:ozone_tgt 05-nvmf-tcp.sh:preload
+	05-nvmf-tcp.sh:ozone_tgt 05-nvmf-tcp.sh:preload:full
 	06-iscsi.sh:ozone_tgt
 	07-faults.sh:-
 	08-make.sh:-
-	09-io-path.sh:ozone_tgt 09-io-path.sh:preload
-	10-cpumask.sh:ozone_tgt 10-cpumask.sh:preload
+	09-io-path.sh:ozone_tgt 09-io-path.sh:preload:full
+	10-cpumask.sh:ozone_tgt 10-cpumask.sh:preload:full
 	11-lease.sh:ozone_tgt
 	12-hostile.sh:ozone_tgt
 	13-resize.sh:ozone_tgt
@@ -39,23 +42,28 @@ runs=(
 )
 routes=${OZT_ROUTES:-"ozone_tgt preload"}
 
-selected=()
+selected=() deferred=()
 for r in "${runs[@]}"; do
-	s=${r%%:*} route=${r##*:}
+	s=${r%%:*} route=${r#*:}
+	route=${route%%:*}
 	if [[ -n ${OZT_ONLY:-} ]] && ! grep -qw "${s%%-*}" <<< "$OZT_ONLY"; then
 		continue
 	fi
 	if [[ $route != - ]] && ! grep -qw "$route" <<< "$routes"; then
 		continue
 	fi
-	selected+=("$r")
+	if [[ $r == *:full && ${OZT_FULL:-0} != 1 ]]; then
+		deferred+=("$s:$route")
+		continue
+	fi
+	selected+=("$s:$route")
 done
 
 if ! ozt_find_spdk; then
 	reason="no SPDK found (no SPDK_ROOT, no pkg-config spdk_bdev, no /opt/spdk)"
 	ozt_skip_banner "$reason"
 	echo "SKIPPED: spdk: $reason"
-	echo "spdk: 0 passed, 0 failed, ${#selected[@]} skipped"
+	echo "spdk: 0 passed, 0 failed, $((${#selected[@]} + ${#deferred[@]})) skipped"
 	exit 0
 fi
 
@@ -90,10 +98,14 @@ for r in "${selected[@]}"; do
 	fi
 	summary+=("$line$tag")
 done
+for r in "${deferred[@]}"; do
+	skipped=$((skipped + 1))
+	summary+=("SKIPPED: ${r%%:*} (not in the CI-sized set; OZT_FULL=1 runs it) [${r##*:}]")
+done
 echo "=================== summary (logs: $logdir) ==================="
 printf '%s\n' "${summary[@]}"
 if ((failed == 0)); then
-	echo "ALL SPDK TESTS PASSED (${#summary[@]} runs)"
+	echo "ALL SPDK TESTS PASSED ($passed runs$( ((skipped)) && echo "; $skipped not run, see above"))"
 else
 	echo "SPDK TESTS FAILED: $failed of ${#summary[@]} runs"
 fi
