@@ -3,7 +3,7 @@
 # Copyright (C) 2026 The bdev_ozone authors.
 #
 # Validation: hostile JSON-RPC input. rpc_fuzz.py sends OZT_FUZZ_COUNT (default 500, CI-sized)
-# generated bdev_ozone_create / bdev_ozone_delete requests (seed OZT_FUZZ_SEED) to a running
+# generated bdev_ozone_create / bdev_ozone_delete / bdev_ozone_resize requests (seed OZT_FUZZ_SEED) to a running
 # target: wrong types, huge and negative numbers, empty and 10,000-character strings, URIs with
 # "..", "%00", NULs, unknown schemes and paths outside the test's directories, names SPDK would
 # truncate. Every request must be answered (an error with a message, or a bdev inside the test's

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Copyright (C) 2026 The bdev_ozone authors.
 #
-# Hostile parameters for bdev_ozone_create and bdev_ozone_delete, generated from a seed: each
+# Hostile parameters for bdev_ozone_create, bdev_ozone_delete and bdev_ozone_resize (on one
+# live bdev), generated from a seed: each
 # request starts from a valid one and has one or more fields replaced by a wrong type, a huge or
 # negative number, an empty or 10,000-character string, a URI with "..", "%00", a NUL, an
 # unknown scheme or a path outside the test's directory, or a bdev name SPDK would truncate.
@@ -62,7 +63,7 @@ def hostile(key):
     r = rng.random()
     if r < 0.2:
         return rng.choice(TYPES)
-    if key in ("size", "block_size", "chunk_size", "timeout_ms", "workers", "retry_ms",
+    if key in ("size", "new_size", "block_size", "chunk_size", "timeout_ms", "workers", "retry_ms",
                "max_inflight_requests", "max_inflight_bytes", "journal_mb", "cache_mb") and r < 0.8:
         return rng.choice(HOSTILE_NUMBERS)
     if key in ("uri", "ozone_uri") and r < 0.9:
@@ -77,9 +78,21 @@ KEYS = ["name", "uri", "size", "block_size", "chunk_size", "uuid", "cpumask", "t
         "journal_mb", "cache_mb", "force", "readonly", "ozone_uri", "no_such_key"]
 refused = accepted = 0
 kinds = {}
+# One live bdev for resize requests to act on (a hostile name misses it, a valid one grows or,
+# with force, shrinks it; both are fine as long as the answer comes and the target stays up).
+RESIZE_NAME = "fzresize"
+made = call("bdev_ozone_create", {"name": RESIZE_NAME, "uri": f"{ofs_root}/fz-{seed}-resize",
+                                  "size": 1 << 20, "timeout_ms": 10000})
+if not made or "result" not in made:
+    fail(f"could not create the bdev for resize requests: {made}")
 for i in range(count):
-    method = "bdev_ozone_create" if rng.random() < 0.8 else "bdev_ozone_delete"
-    if method == "bdev_ozone_create":
+    r = rng.random()
+    method = "bdev_ozone_create" if r < 0.7 else "bdev_ozone_delete" if r < 0.85 else "bdev_ozone_resize"
+    if method == "bdev_ozone_resize":
+        params = {"name": RESIZE_NAME, "new_size": rng.choice([1 << 20, 2 << 20, 8 << 20])}
+        for k in rng.sample(["name", "new_size", "force", "no_such_key"], rng.randint(1, 2)):
+            params[k] = hostile(k)
+    elif method == "bdev_ozone_create":
         params = {"name": f"fz{i}", "uri": f"{ofs_root}/fz-{seed}-{i}", "size": 1 << 20,
                   "timeout_ms": 10000}
         for k in rng.sample(KEYS, rng.randint(1, 3)):
@@ -109,6 +122,8 @@ for i in range(count):
         kinds[msg[:50]] = kinds.get(msg[:50], 0) + 1
         continue
     accepted += 1
+    if method == "bdev_ozone_resize":
+        continue
     if method == "bdev_ozone_create":
         uri = params.get("uri") if isinstance(params, dict) else None
         uri = uri if isinstance(uri, str) else params.get("ozone_uri")
@@ -121,6 +136,9 @@ for i in range(count):
         d = call("bdev_ozone_delete", {"name": name, "destroy_data": True})
         if not d or "error" in d:
             fail(f"could not delete the accepted bdev {name}: {d}")
+d = call("bdev_ozone_delete", {"name": RESIZE_NAME, "destroy_data": True})
+if made and "result" in made and (not d or "error" in d):
+    fail(f"could not delete the resize bdev {RESIZE_NAME}: {d}")
 if os.path.exists(escape) or os.path.exists(os.path.join(os.path.dirname(work), "escaped")):
     fail("a file:// URI escaped the test's directory")
 print(f"  ok   {len(kinds)} distinct refusals; the most common:")
