@@ -640,3 +640,39 @@ fn a_write_journaled_during_a_direct_write_survives_its_superseded_record() {
     drop(v);
     vol.close();
 }
+
+/// A clean close whose segment deletes keep failing gives up (the journal is kept and
+/// replayed at the next open) instead of retrying forever: close once spun on the
+/// failing delete and never returned.
+#[test]
+fn a_close_whose_segment_deletes_fail_returns_and_the_journal_replays() {
+    use ozbd_backend::fault::{FaultBackend, OpKind};
+    let mem = Arc::new(MemoryBackend::new());
+    let faults = Arc::new(FaultBackend::new(mem.clone(), 7));
+    let vol = create(faults.clone(), 8 * CS, &opts(16));
+    for i in 0..200u64 {
+        vol.write(i * BS % (8 * CS), &block(i)).unwrap();
+    }
+    faults.only_paths_containing(Some("/journal/"));
+    faults.set_failure_rate(&[OpKind::Delete], 1.0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(vol);
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(60)).is_ok(),
+        "close did not return within 60 s while journal deletes failed"
+    );
+    assert!(
+        faults.injected() > 0,
+        "a segment delete was tried and failed"
+    );
+    faults.heal();
+    let vol = Volume::open(mem.clone(), &uri(), &opts(16)).unwrap();
+    for i in 0..200u64 {
+        let mut b = vec![0u8; BS as usize];
+        vol.read(i * BS % (8 * CS), &mut b).unwrap();
+        assert!(b == block(i), "block {i} after the reopen");
+    }
+}

@@ -22,7 +22,7 @@ use ozbd_backend::join;
 use super::dirty::Src;
 use super::record::Kind;
 use super::segment::seg_name;
-use super::{lock, Journal, State, DESTAGE_MAX_AGE, DESTAGE_QUIET};
+use super::{lock, Journal, State, CHECKPOINT_RETRY, DESTAGE_MAX_AGE, DESTAGE_QUIET};
 use crate::chunk_io::Op;
 use crate::error::{Error, Result};
 use crate::scheduler::Completion;
@@ -173,8 +173,12 @@ impl Journal {
             }
             if let Err(e) = self.checkpoint() {
                 log::warn!("{}: journal checkpoint failed: {e}", self.dir);
-                if lock(&self.st).closing {
+                let st = lock(&self.st);
+                if st.closing {
                     failed_at_close = true;
+                } else {
+                    // Back off before the next try; a close wakes us.
+                    let _unused = self.destage_cv.wait_timeout(st, CHECKPOINT_RETRY);
                 }
             }
         }
@@ -336,8 +340,11 @@ impl Journal {
                     }
                 }
                 Err(e) => {
+                    // An error, not a silent stop: the caller must not retry at once
+                    // (a close would spin on it forever). The segment stays; its
+                    // records are applied, so a replay only repeats them.
                     log::warn!("{path}: deleting an applied journal segment failed: {e}");
-                    break;
+                    return Err(e.into());
                 }
             }
         }

@@ -87,6 +87,8 @@ use record::Header;
 /// Until then small writes to one chunk keep coalescing in memory.
 pub(crate) const DESTAGE_QUIET: Duration = Duration::from_secs(1);
 pub(crate) const DESTAGE_MAX_AGE: Duration = Duration::from_secs(30);
+/// How long the destager waits after a failed checkpoint before it tries again.
+pub(crate) const CHECKPOINT_RETRY: Duration = Duration::from_secs(1);
 /// Most bytes one group commit (one append + hsync) carries.
 const MAX_COMMIT_BYTES: u64 = 8 << 20;
 
