@@ -18,7 +18,8 @@
 # Before a fault, the test waits for the journal's steady state (the destager's first pass
 # drained it; bounded by OZT_SETTLE_SECS), so the "before" rate is one the volume sustains.
 # Once I/O goes on after the fault, bdevperf runs 5 s more and is stopped with SIGINT.
-# In every case the app must never crash. OZT_FAULT_CASES picks cases (default: all four).
+# In every case the app must never crash. OZT_FAULT_CASES picks cases (default: dn-kill, om and
+# om-restart; OZT_FULL=1: all four).
 # Progress is sampled with bdev_get_iostat (completed ops) every few seconds.
 # Must never: leave a daemon stopped or dead (a trap sends SIGCONT and restarts a killed
 # datanode or OM), or touch a daemon other than dn3 and the OM.
@@ -207,7 +208,12 @@ run_fault() {
 }
 
 RESULTS=()
-for c in ${OZT_FAULT_CASES:-dn-kill dn-stop om om-restart}; do
+# The CI-sized set leaves out dn-stop (measured, not required; OZT_FULL=1 or OZT_FAULT_CASES
+# runs it) and says so in the summary.
+cases=${OZT_FAULT_CASES:-dn-kill om om-restart}
+[[ -z ${OZT_FAULT_CASES:-} && ${OZT_FULL:-0} == 1 ]] && cases="dn-kill dn-stop om om-restart"
+grep -qw dn-stop <<< "$cases" || RESULTS+=("dn-stop: not run (not in the CI-sized set; OZT_FULL=1 runs it)")
+for c in $cases; do
 	case $c in
 		dn-kill | dn-stop | om | om-restart) run_fault "$c" ;;
 		*) ozt_fail "unknown fault case '$c' (OZT_FAULT_CASES takes dn-kill dn-stop om om-restart)" ;;
