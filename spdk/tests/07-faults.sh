@@ -212,7 +212,7 @@ RESULTS=()
 # runs it) and says so in the summary.
 cases=${OZT_FAULT_CASES:-dn-kill om om-restart}
 [[ -z ${OZT_FAULT_CASES:-} && ${OZT_FULL:-0} == 1 ]] && cases="dn-kill dn-stop om om-restart"
-grep -qw dn-stop <<< "$cases" || RESULTS+=("dn-stop: not run (not in the CI-sized set; OZT_FULL=1 runs it)")
+grep -qw dn-stop <<< "$cases" || RESULTS+=("dn-stop: not run (not in the CI-sized set, OZT_FULL=1 runs it)")
 for c in $cases; do
 	case $c in
 		dn-kill | dn-stop | om | om-restart) run_fault "$c" ;;
