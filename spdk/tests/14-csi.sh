@@ -56,11 +56,6 @@ fi
 CSICLIENT=$OZT_WORK/csiclient
 (cd "$OZ_TOP/deploy/kubernetes/tests/csiclient" && nice go build -o "$CSICLIENT" .) > "$OZT_WORK/csiclient-build.log" 2>&1 ||
 	{ cat "$OZT_WORK/csiclient-build.log"; ozt_fail "cannot build the CSI client"; ozt_summary; exit 1; }
-if [[ ! -x $GW ]]; then
-	ozt_log "building ozbd-gateway"
-	(cd "$OZ_TOP" && nice cargo build --release -p ozbd-gateway) > "$OZT_WORK/gw-build.log" 2>&1 ||
-		{ tail -20 "$OZT_WORK/gw-build.log"; ozt_fail "cannot build ozbd-gateway"; ozt_summary; exit 1; }
-fi
 
 # spdk-csi's config (the controller finds targets here) and the StorageClass secret.
 cat > "$OZT_WORK/config.json" << EOF

@@ -56,14 +56,8 @@ gw_port=$port nvmf_port=$((port + 1)) proxy_port=$((port + 2))
 OZT_WORK=${OZT_WORK:-$(mktemp -d /tmp/cinder-ozt.XXXXXX)}
 mkdir -p "$OZT_WORK"
 
-# The gateway: built from gateway/ when the binary is missing.
+# The gateway: built with the rest of the workspace by ozt_setup (below).
 gw=$OZ_TOP/target/release/ozbd-gateway
-if [[ ! -x $gw ]]; then
-	[[ -f $OZ_TOP/gateway/Cargo.toml ]] || skip "no ozbd-gateway (no gateway/ crate to build it from)"
-	ozt_log "building ozbd-gateway (cargo build --release -p ozbd-gateway)"
-	(cd "$OZ_TOP" && nice cargo build --release -p ozbd-gateway) > "$OZT_WORK/cargo-gateway.log" 2>&1 ||
-		{ tail -20 "$OZT_WORK/cargo-gateway.log"; echo "FAIL: cinder (cargo build -p ozbd-gateway failed)"; exit 1; }
-fi
 
 # Cinder in a venv of its own (Cinder 29 needs Python >= 3.11), made once and reused.
 venv=${OZT_CINDER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/bdev_ozone/venv-cinder}
