@@ -121,7 +121,7 @@ typedef struct ozbd_params {
    */
   int force;
   /**
-   * The writer lease's length in ms (default 15000, 1000 to 600000).
+   * The writer lease's length in ms (default 30000, 1000 to 600000).
    */
   uint64_t lease_ms;
   /**

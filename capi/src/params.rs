@@ -80,7 +80,7 @@ pub struct ozbd_params {
     /// (the holder is presumed dead; it is fenced). A fresh lease is never
     /// taken over: the open fails with -EBUSY, naming the holder.
     pub force: c_int,
-    /// The writer lease's length in ms (default 15000, 1000 to 600000).
+    /// The writer lease's length in ms (default 30000, 1000 to 600000).
     pub lease_ms: u64,
     /// Who opens, written into the lease for `ozbd info` and for the error a
     /// second opener gets: the front end ("spdk", "nbdkit") and its name for

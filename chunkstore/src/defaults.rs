@@ -51,7 +51,12 @@ pub const MAX_JOURNAL_STREAMS: usize = 8;
 /// fresh; after it expires, `force` takes the volume over. Safety does not
 /// depend on it (every open fences the previous holder; see docs/design.md
 /// "Exclusive open and fencing"), only how soon a dead holder can be replaced.
-pub const DEFAULT_LEASE_MS: u64 = 15_000;
+/// 30 s, not less: each renewal is a file write through the Ozone client,
+/// and at 15 s the renewals alone cost about 0.6 % of a core on an idle
+/// target (docs/performance.md "Idle, profiled"). A dead holder on the same
+/// host is replaced at once whatever the length; only a cross-host takeover
+/// waits it out.
+pub const DEFAULT_LEASE_MS: u64 = 30_000;
 pub const MIN_LEASE_MS: u64 = 1_000;
 pub const MAX_LEASE_MS: u64 = 600_000;
 /// Memory for cached chunk checksum trailers per volume (4 KiB per 4 MiB
