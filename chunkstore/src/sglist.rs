@@ -73,6 +73,12 @@ impl SgList {
         }
     }
 
+    /// The (ptr, len) segments, to build a list over several requests'
+    /// buffers (`from_raw`).
+    pub(crate) fn raw_segments(&self) -> impl Iterator<Item = (*mut u8, usize)> + '_ {
+        self.segs.iter().map(|s| (s.ptr, s.len))
+    }
+
     pub fn len(&self) -> usize {
         self.total
     }

@@ -66,6 +66,12 @@ pub struct JournalStats {
     pub full_waits: u64,
     /// Whole-chunk writes that skipped the journal (one atomic put).
     pub direct_writes: u64,
+    /// Chunks a sequential stream's partial writes filled and that went to
+    /// Ozone as one put, skipping the journal (written once, not twice).
+    pub gathered_chunks: u64,
+    /// Gathers that did not fill their chunk in time (or met another
+    /// request to it) and were journaled instead.
+    pub gather_misses: u64,
     /// Records found and applied by replay at open.
     pub replayed_records: u64,
 }

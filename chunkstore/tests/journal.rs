@@ -676,3 +676,208 @@ fn a_close_whose_segment_deletes_fail_returns_and_the_journal_replays() {
         assert!(b == block(i), "block {i} after the reopen");
     }
 }
+
+/// Submit a write of `data` (leaked: it must outlive the request) without
+/// waiting; the receiver gets its completion.
+fn submit_write(
+    vol: &Volume,
+    off: u64,
+    data: Vec<u8>,
+) -> std::sync::mpsc::Receiver<ozbd_chunkstore::Result<()>> {
+    let data: &'static [u8] = Box::leak(data.into_boxed_slice());
+    let (tx, rx) = std::sync::mpsc::channel();
+    // SAFETY: `data` is 'static.
+    let sg = unsafe { ozbd_chunkstore::SgList::from_const_slice(data) };
+    let r = unsafe {
+        vol.try_submit(
+            ozbd_chunkstore::Op::Write,
+            off,
+            data.len() as u64,
+            sg,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )
+    };
+    assert!(r.is_ok(), "write at {off} admitted");
+    rx
+}
+
+/// `n` blocks of write number `w` (every block differs).
+fn blocks(w: u64, n: u64) -> Vec<u8> {
+    (0..n).flat_map(|i| block(w * 1000 + i)).collect()
+}
+
+/// A journal whose hsyncs wait at a closed gate, and a guard that opens it
+/// when dropped (a failed assertion must not leave close waiting).
+struct GateGuard(Gate);
+impl GateGuard {
+    /// Close the gate. Bind the guard after the volume, so that it drops
+    /// (opening the gate) before the volume's close waits for an hsync.
+    fn close(gate: Gate) -> GateGuard {
+        *gate.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        GateGuard(gate)
+    }
+}
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.0 .1.notify_all();
+    }
+}
+
+fn gated() -> (Arc<Hooked>, Gate) {
+    let gate: Gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let be = Arc::new(Hooked {
+        gate: Some(gate.clone()),
+        ..Hooked::default()
+    });
+    (be, gate)
+}
+
+/// A sequential stream of partial-chunk writes with enough in flight (here
+/// 64 KiB writes, 16 at once, into 256 KiB chunks) fills chunks: each full
+/// chunk goes to Ozone as one put and its writes complete without a journal
+/// hsync (the gate holds every hsync). Everything reads back, also after a
+/// kill.
+#[test]
+fn a_sequential_stream_fills_whole_chunks_without_the_journal() {
+    let (be, gate) = gated();
+    let vol = create(be.clone(), 8 * CS, &opts(16));
+    let gate = GateGuard::close(gate);
+    let piece = CS / 4;
+    let n = piece / BS;
+    let mut rxs = Vec::new();
+    for w in 0..16u64 {
+        rxs.push(submit_write(&vol, w * piece, blocks(w, n)));
+    }
+    // Chunk 0 started the stream (too little in flight to fill a chunk yet):
+    // journaled, waiting at the gate. Chunks 1-3 were gathered and put.
+    for (w, rx) in rxs.iter().enumerate().skip(4) {
+        let r = rx.recv_timeout(Duration::from_secs(20));
+        assert!(
+            matches!(r, Ok(Ok(()))),
+            "write {w} completes without an hsync: {r:?}"
+        );
+    }
+    let s = vol.stats().journal;
+    assert_eq!(s.gathered_chunks, 3, "{s:?}");
+    assert_eq!(s.gather_misses, 0, "{s:?}");
+    assert!(
+        rxs[0].try_recv().is_err(),
+        "chunk 0's writes wait for their hsync"
+    );
+    drop(gate);
+    for rx in &rxs[..4] {
+        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+    }
+    let want: Vec<u8> = (0..16u64).flat_map(|w| blocks(w, n)).collect();
+    let mut got = vec![0u8; want.len()];
+    vol.read(0, &mut got).unwrap();
+    assert!(got == want, "the stream reads back");
+    let copy = Arc::new(be.mem.snapshot());
+    holder_died(&copy);
+    let v = Volume::open(copy, &uri(), &opts(16)).unwrap();
+    let mut got = vec![0u8; want.len()];
+    v.read(0, &mut got).unwrap();
+    assert!(got == want, "the stream reads back after a kill");
+    drop(v);
+    vol.close();
+}
+
+/// A gather its stream does not fill in time is journaled: its write
+/// completes after the journal's hsync, not never.
+#[test]
+fn a_gather_that_does_not_fill_its_chunk_is_journaled() {
+    let (be, gate) = gated();
+    let vol = create(be, 8 * CS, &opts(16));
+    let gate = GateGuard::close(gate);
+    let piece = CS / 4;
+    let n = piece / BS;
+    let rxs: Vec<_> = (0..5u64)
+        .map(|w| submit_write(&vol, w * piece, blocks(w, n)))
+        .collect();
+    // Write 4 starts a gather of chunk 1 that nothing else joins. It is
+    // journaled once its wait is over and the committer is free (here: when
+    // the gate lets chunk 0's hsync return; its own hsync could not have
+    // started before that anyway).
+    std::thread::sleep(Duration::from_millis(50));
+    let s = vol.stats().journal;
+    assert_eq!(s.gathered_chunks, 0, "{s:?}");
+    assert_eq!(
+        s.dirty_bytes,
+        4 * piece,
+        "write 4 is held, not journaled: {s:?}"
+    );
+    drop(gate);
+    for rx in &rxs {
+        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+    }
+    assert_eq!(vol.stats().journal.gather_misses, 1);
+    assert_eq!(vol.stats().journal.records, 5);
+    let want: Vec<u8> = (0..5u64).flat_map(|w| blocks(w, n)).collect();
+    let mut got = vec![0u8; want.len()];
+    vol.read(0, &mut got).unwrap();
+    assert!(got == want);
+    vol.close();
+}
+
+/// A request that meets a gather of its chunk (here a write over a held
+/// one) journals the held writes first: the later write wins, in the volume
+/// and after a replay.
+#[test]
+fn a_write_over_a_held_one_is_ordered_after_it() {
+    let (be, gate) = gated();
+    let vol = create(be.clone(), 8 * CS, &opts(16));
+    let gate = GateGuard::close(gate);
+    let piece = CS / 4;
+    let n = piece / BS;
+    let mut rxs: Vec<_> = (0..5u64)
+        .map(|w| submit_write(&vol, w * piece, blocks(w, n)))
+        .collect();
+    // Write 4 (chunk 1's first quarter) is held; write 5 lands on it.
+    rxs.push(submit_write(&vol, 4 * piece, blocks(5, n)));
+    let s = vol.stats().journal;
+    assert_eq!(s.gather_misses, 1, "the gather was flushed: {s:?}");
+    drop(gate);
+    for rx in &rxs {
+        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+    }
+    let mut got = vec![0u8; piece as usize];
+    vol.read(4 * piece, &mut got).unwrap();
+    assert!(got == blocks(5, n), "the later write wins");
+    let copy = Arc::new(be.mem.snapshot());
+    holder_died(&copy);
+    let v = Volume::open(copy, &uri(), &opts(16)).unwrap();
+    v.read(4 * piece, &mut got).unwrap();
+    assert!(got == blocks(5, n), "the later write wins after a replay");
+    drop(v);
+    vol.close();
+}
+
+/// A read of a held write, submitted after it, sees it (the read journals
+/// the gather first; it never waits for it).
+#[test]
+fn a_read_sees_a_held_write_submitted_before_it() {
+    let (be, gate) = gated();
+    let vol = create(be, 8 * CS, &opts(16));
+    let gate = GateGuard::close(gate);
+    let piece = CS / 4;
+    let n = piece / BS;
+    let rxs: Vec<_> = (0..5u64)
+        .map(|w| submit_write(&vol, w * piece, blocks(w, n)))
+        .collect();
+    let mut got = vec![0u8; 2 * piece as usize];
+    vol.read(4 * piece, &mut got).unwrap();
+    assert!(got[..piece as usize] == blocks(4, n), "the held write");
+    assert!(
+        got[piece as usize..].iter().all(|&b| b == 0),
+        "and nothing else"
+    );
+    assert_eq!(vol.stats().journal.gather_misses, 1);
+    drop(gate);
+    for rx in &rxs {
+        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+    }
+    vol.close();
+}

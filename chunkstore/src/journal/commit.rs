@@ -45,6 +45,13 @@ impl Journal {
             let (batch, roll) = {
                 let mut st = lock(&self.st);
                 loop {
+                    // Held gathers time out here (no timer runs without one).
+                    let next = if st.gathers.is_empty() {
+                        None
+                    } else {
+                        let all = st.closing;
+                        self.flush_expired(&mut st, all)
+                    };
                     if !st.pending.is_empty() || (st.roll_gen != seen_roll && file.is_some()) {
                         break;
                     }
@@ -53,7 +60,16 @@ impl Journal {
                         self.seal(&mut file);
                         return;
                     }
-                    st = self.commit_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                    st = match next {
+                        Some(d) => {
+                            let wait = d.saturating_duration_since(Instant::now());
+                            self.commit_cv
+                                .wait_timeout(st, wait)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0
+                        }
+                        None => self.commit_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                    };
                 }
                 let mut batch = Vec::new();
                 let mut bytes = 0u64;

@@ -87,11 +87,13 @@ impl Journal {
                 dirty_since,
                 last_write: Instant::now(),
                 not_before: None,
+                gathers: Default::default(),
             }),
             commit_cv: Condvar::new(),
             destage_cv: Condvar::new(),
             idle_cv: Condvar::new(),
             dirty_bytes: gauge,
+            inflight_write_bytes: AtomicU64::new(0),
             c,
             opened: Instant::now(),
         })
@@ -149,6 +151,7 @@ impl Journal {
     /// destager is done; the threads then exit by themselves.
     pub(crate) fn close(&self) {
         let mut st = lock(&self.st);
+        self.flush_expired(&mut st, true);
         st.closing = true;
         drop(st);
         self.destage_cv.notify_all();

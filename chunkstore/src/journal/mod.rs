@@ -56,6 +56,7 @@ impl FromStr for JournalMode {
 
 mod commit;
 mod destage;
+mod gather;
 mod lifecycle;
 mod submit;
 
@@ -158,11 +159,13 @@ pub(crate) struct State {
     pub(crate) last_write: Instant,
     /// After a failed destage: not before this instant.
     pub(crate) not_before: Option<Instant>,
+    /// Writes of sequential streams held to fill whole chunks.
+    pub(crate) gathers: gather::Gathers,
 }
 
 impl State {
     pub(crate) fn used(&self) -> u64 {
-        self.seg_bytes + self.pending_bytes
+        self.seg_bytes + self.pending_bytes + self.gathers.reserved
     }
 
     /// All records below this are applied to the chunks (or superseded).
@@ -191,6 +194,8 @@ pub(crate) struct JCounters {
     pub(crate) destaged_chunks: AtomicU64,
     pub(crate) full_waits: AtomicU64,
     pub(crate) direct_writes: AtomicU64,
+    pub(crate) gathered_chunks: AtomicU64,
+    pub(crate) gather_misses: AtomicU64,
     pub(crate) replayed: AtomicU64,
     /// (instant in ms since open, destaged bytes) at the last rate sample.
     pub(crate) rate: Mutex<(u64, u64, u64)>,
@@ -224,6 +229,9 @@ pub(crate) struct Journal {
     pub(crate) destage_cv: Condvar,
     pub(crate) idle_cv: Condvar,
     pub(crate) dirty_bytes: Arc<AtomicU64>,
+    /// Bytes of user writes submitted through the journal and not completed
+    /// (held ones included): whether a stream could fill a chunk.
+    pub(crate) inflight_write_bytes: AtomicU64,
     pub(crate) c: JCounters,
     pub(crate) opened: Instant,
 }
@@ -283,6 +291,8 @@ impl Journal {
             destage_rate: rate,
             full_waits: ld(&self.c.full_waits),
             direct_writes: ld(&self.c.direct_writes),
+            gathered_chunks: ld(&self.c.gathered_chunks),
+            gather_misses: ld(&self.c.gather_misses),
             replayed_records: ld(&self.c.replayed),
         }
     }

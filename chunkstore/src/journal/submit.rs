@@ -77,21 +77,35 @@ impl Journal {
         let slot = Arc::new(Mutex::new(Some(done)));
         let back = slot.clone();
         let engine = self.engine.clone();
+        let wbytes = if op == Op::Write { len } else { 0 };
+        let in_flight = self
+            .inflight_write_bytes
+            .fetch_add(wbytes, Ordering::Relaxed)
+            + wbytes;
+        let me = self.clone();
         let wrapped: Completion = Box::new(move |r| {
             engine.release_admitted(cost);
+            me.inflight_write_bytes.fetch_sub(wbytes, Ordering::Relaxed);
             if let Some(d) = lock(&slot).take() {
                 d(r);
             }
         });
-        self.route_mutation(op, offset, len, sg, wrapped)
-            .map_err(|r| {
-                self.engine.release_admitted(cost);
-                Rejected {
-                    error: r.error,
-                    sg: r.sg,
-                    done: take_back(&back),
-                }
-            })
+        let routed = match self.gather(op, offset, len, sg, wrapped, in_flight) {
+            super::gather::Gathered::Taken(r) => r,
+            super::gather::Gathered::Route(sg, wrapped) => {
+                self.route_mutation(op, offset, len, sg, wrapped)
+            }
+        };
+        routed.map_err(|r| {
+            self.engine.release_admitted(cost);
+            self.inflight_write_bytes
+                .fetch_sub(wbytes, Ordering::Relaxed);
+            Rejected {
+                error: r.error,
+                sg: r.sg,
+                done: take_back(&back),
+            }
+        })
     }
 
     /// Journal a write, write-zeroes or unmap, or send it straight to its
@@ -133,7 +147,18 @@ impl Journal {
     ) -> std::result::Result<(), Rejected> {
         let end = offset + len;
         let pieces = {
-            let st = lock(&self.st);
+            let mut st = lock(&self.st);
+            // A held write submitted before this read is journaled first,
+            // so the read sees it (reads never wait for a gather).
+            if len > 0 && !st.gathers.is_empty() {
+                let mut flushed = false;
+                for c in offset / self.chunk_size..=(end - 1) / self.chunk_size {
+                    flushed |= self.flush_chunk(&mut st, c);
+                }
+                if flushed {
+                    self.commit_cv.notify_one();
+                }
+            }
             if st.map.is_empty() {
                 Vec::new()
             } else {
@@ -218,7 +243,7 @@ impl Journal {
 
     /// A WRITE's data, copied out of the caller's buffers into a record
     /// payload (the only copy the journal makes before the hsync).
-    fn copy_payload(&self, op: Op, len: u64, sg: &SgList) -> Option<Arc<Payload>> {
+    pub(super) fn copy_payload(&self, op: Op, len: u64, sg: &SgList) -> Option<Arc<Payload>> {
         (op == Op::Write).then(|| {
             let mut v = vec![0u8; len as usize];
             sg.copy_out(0, &mut v);
@@ -229,7 +254,7 @@ impl Journal {
     /// Give a write its sequence number, make it visible to reads, and queue
     /// its record for the next group commit.
     #[allow(clippy::too_many_arguments)]
-    fn admit(
+    pub(super) fn admit(
         &self,
         st: &mut State,
         op: Op,
@@ -331,7 +356,7 @@ impl Journal {
     }
 
     /// `direct`, with the journal lock already held (and released here).
-    fn direct_locked(
+    pub(super) fn direct_locked(
         self: &Arc<Self>,
         mut st: std::sync::MutexGuard<'_, State>,
         op: Op,
