@@ -22,7 +22,7 @@ block must hold its last acknowledged write (or zeros), or the one write to it
 that was in flight at the kill; anything else (an older write, a torn block,
 another block's data) is lost data, and fails the cycle.
 
-Env: OZBD_KILL_CYCLES (default 6, CI-sized; the full run is 100 per front end),
+Env: OZBD_KILL_CYCLES (default 4, CI-sized; the full run is 100 per front end),
 OZBD_KILL_DEPTH (writes in flight, default 8), OZBD_KILL_SEED,
 OZBD_NBD_PLUGIN, OZBD_CLI, OZBD_KILL_BASE (default
 ofs://$OZONE_OM_ADDRESS/killloop/bkt); for spdk: OZBD_SPDK_TGT (default
@@ -258,7 +258,7 @@ def main():
         print(f"SKIPPED: {TAG}: no Ozone cluster (OZONE_OM_ADDRESS is not set)")
         print(f"{TAG}: 0 passed, 0 failed, 1 skipped")
         return 1 if os.environ.get("OZBD_REQUIRE_OZONE") == "1" else 0
-    cycles = int(os.environ.get("OZBD_KILL_CYCLES", "6"))
+    cycles = int(os.environ.get("OZBD_KILL_CYCLES", "4"))
     depth = int(os.environ.get("OZBD_KILL_DEPTH", "8"))
     seed = int(os.environ.get("OZBD_KILL_SEED", str(int(time.time()))))
     if TARGET == "spdk":

@@ -263,9 +263,10 @@ pub(crate) fn parse(uri: *const c_char, p: *const ozbd_params) -> Result<Params,
         journal,
         journal_mb: p.journal_mb,
         cache_mb: p.cache_mb,
-        // Not in the C ABI: the engine's default (OZBD_JOURNAL_STREAMS
-        // overrides it for experiments).
+        // Not in the C ABI: the engine's defaults (OZBD_JOURNAL_STREAMS and
+        // OZBD_GATHER override them for experiments).
         journal_streams: OpenOptions::default().journal_streams,
+        gather_min_chunk: OpenOptions::default().gather_min_chunk,
         force: p.force != 0,
         lease_ms: p.lease_ms,
         frontend: opt_cstr(p.holder_frontend, "holder_frontend")?,

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Bounded fuzzing of the engine's parsers of outside bytes (chunkstore/src/fuzzing.rs): the
 # volume URI, the superblock, journal segments and chunk checksum trailers. libFuzzer through
-# cargo fuzz on nightly Rust with AddressSanitizer, OZBD_FUZZ_SECS seconds per target (15 by
+# cargo fuzz on nightly Rust with AddressSanitizer, OZBD_FUZZ_SECS seconds per target (10 by
 # default, CI-sized; a long run sets more), from the seeds in seeds/<target>/.
 # Owns: a corpus dir under $OZBD_FUZZ_WORK (default a mktemp dir, removed at exit unless a
 #       crash was found) and cargo fuzz's build in chunkstore/fuzz/target.
@@ -10,7 +10,7 @@
 # Prints PASS/FAIL per target with the inputs tried, then "fuzz: N passed, N failed".
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SECS=${OZBD_FUZZ_SECS:-15}
+SECS=${OZBD_FUZZ_SECS:-10}
 TARGETS=${OZBD_FUZZ_TARGETS:-uri superblock journal_segment chunk_trailer}
 if ! rustup run nightly rustc --version > /dev/null 2>&1; then
 	echo "SKIPPED: fuzz: no nightly Rust toolchain (rustup toolchain install nightly)"

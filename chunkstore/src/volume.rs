@@ -24,10 +24,10 @@ use uuid::Uuid;
 
 use crate::chunk_io::Op;
 use crate::defaults::{
-    DEFAULT_CACHE_MB, DEFAULT_JOURNAL_MB, DEFAULT_JOURNAL_STREAMS, DEFAULT_LEASE_MS,
-    DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY, DEFAULT_WORKERS,
-    MAX_CACHE_MB, MAX_JOURNAL_MB, MAX_JOURNAL_STREAMS, MAX_LEASE_MS, MAX_RETRY, MAX_WORKERS,
-    MIN_JOURNAL_MB, MIN_LEASE_MS,
+    DEFAULT_CACHE_MB, DEFAULT_GATHER_MIN_CHUNK, DEFAULT_JOURNAL_MB, DEFAULT_JOURNAL_STREAMS,
+    DEFAULT_LEASE_MS, DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_MAX_INFLIGHT_REQUESTS, DEFAULT_RETRY,
+    DEFAULT_WORKERS, MAX_CACHE_MB, MAX_JOURNAL_MB, MAX_JOURNAL_STREAMS, MAX_LEASE_MS, MAX_RETRY,
+    MAX_WORKERS, MIN_JOURNAL_MB, MIN_LEASE_MS,
 };
 use crate::error::{Error, Result};
 use crate::journal::segment::JOURNAL_DIR;
@@ -84,6 +84,10 @@ pub struct OpenOptions {
     /// Journal streams (parallel hsyncing segments); default
     /// DEFAULT_JOURNAL_STREAMS, or `OZBD_JOURNAL_STREAMS` from the environment.
     pub journal_streams: usize,
+    /// Gather sequential partial writes into whole-chunk puts in chunks of
+    /// at least this size; default DEFAULT_GATHER_MIN_CHUNK, never with
+    /// `OZBD_GATHER=0` in the environment (u64::MAX).
+    pub gather_min_chunk: u64,
     pub expect_size: Option<u64>,
     pub expect_block_size: Option<u32>,
     pub expect_chunk_size: Option<u64>,
@@ -118,6 +122,10 @@ impl Default for OpenOptions {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_JOURNAL_STREAMS),
+            gather_min_chunk: match std::env::var("OZBD_GATHER") {
+                Ok(v) if v.trim() == "0" => u64::MAX,
+                _ => DEFAULT_GATHER_MIN_CHUNK,
+            },
             expect_size: None,
             expect_block_size: None,
             expect_chunk_size: None,
@@ -555,6 +563,7 @@ impl Volume {
                     retry_for: opts.retry,
                     destage_parallel: 1,
                     streams: 1,
+                    gather_min_chunk: u64::MAX,
                 };
                 // Replayed into memory for reads; no committer, no destager.
                 self.journal = Some(Arc::new(Journal::load(
@@ -576,6 +585,7 @@ impl Volume {
             retry_for: opts.retry,
             destage_parallel: (opts.workers / 2).clamp(1, 8),
             streams: opts.journal_streams,
+            gather_min_chunk: opts.gather_min_chunk,
         };
         let sb = self.engine.sb().clone();
         let j = Arc::new(Journal::load(

@@ -542,50 +542,17 @@ impl AppendFile for GatedFile<'_> {
 /// with Busy (EAGAIN), and goes in once the first completes.
 #[test]
 fn journaled_writes_count_against_the_in_flight_bound() {
-    let closed = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-    let be = Arc::new(Hooked {
-        gate: Some(closed.clone()),
-        ..Hooked::default()
-    });
+    let (be, gate) = gated();
     let o = OpenOptions {
         max_inflight_requests: 1,
         ..opts(16)
     };
     let vol = create(be, 64 * CS, &o);
     assert_eq!(vol.settings().journal, JournalMode::Ozone);
-    /// Opens the gate when dropped: a failed assertion must not leave the
-    /// volume's close waiting for a gated hsync.
-    struct OpenGate(Arc<(Mutex<bool>, std::sync::Condvar)>);
-    impl Drop for OpenGate {
-        fn drop(&mut self) {
-            *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = false;
-            self.0 .1.notify_all();
-        }
-    }
-    let gate = OpenGate(closed.clone());
-    *closed.0.lock().unwrap() = true;
-    let submit = |off: u64, data: &'static [u8]| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        // SAFETY: `data` is 'static.
-        let sg = unsafe { ozbd_chunkstore::SgList::from_const_slice(data) };
-        let r = unsafe {
-            vol.try_submit(
-                ozbd_chunkstore::Op::Write,
-                off,
-                data.len() as u64,
-                sg,
-                Box::new(move |r| {
-                    let _ = tx.send(r);
-                }),
-            )
-        };
-        (r.map_err(|rej| rej.error), rx)
-    };
-    let a: &'static [u8] = Box::leak(block(1).into_boxed_slice());
-    let b: &'static [u8] = Box::leak(block(2).into_boxed_slice());
-    let (ra, done_a) = submit(0, a);
+    let gate = GateGuard::close(gate);
+    let (ra, done_a) = try_write(&vol, 0, block(1));
     assert!(ra.is_ok(), "the first write is admitted");
-    let (rb, _) = submit(BS, b);
+    let (rb, _) = try_write(&vol, BS, block(2));
     assert!(
         matches!(rb, Err(ozbd_chunkstore::Error::Busy(_))),
         "a second write while the first is in flight: {rb:?}"
@@ -593,11 +560,11 @@ fn journaled_writes_count_against_the_in_flight_bound() {
     assert!(vol.stats().busy >= 1);
     drop(gate);
     done_a.recv().unwrap().unwrap();
-    vol.write(BS, b).unwrap();
+    vol.write(BS, &block(2)).unwrap();
     let mut got = vec![0u8; 2 * BS as usize];
     vol.read(0, &mut got).unwrap();
-    assert_eq!(&got[..BS as usize], a);
-    assert_eq!(&got[BS as usize..], b);
+    assert!(got[..BS as usize] == block(1));
+    assert!(got[BS as usize..] == block(2));
     vol.close();
 }
 
@@ -678,12 +645,15 @@ fn a_close_whose_segment_deletes_fail_returns_and_the_journal_replays() {
 }
 
 /// Submit a write of `data` (leaked: it must outlive the request) without
-/// waiting; the receiver gets its completion.
-fn submit_write(
+/// waiting: whether it was admitted, and the receiver of its completion.
+fn try_write(
     vol: &Volume,
     off: u64,
     data: Vec<u8>,
-) -> std::sync::mpsc::Receiver<ozbd_chunkstore::Result<()>> {
+) -> (
+    ozbd_chunkstore::Result<()>,
+    std::sync::mpsc::Receiver<ozbd_chunkstore::Result<()>>,
+) {
     let data: &'static [u8] = Box::leak(data.into_boxed_slice());
     let (tx, rx) = std::sync::mpsc::channel();
     // SAFETY: `data` is 'static.
@@ -699,8 +669,73 @@ fn submit_write(
             }),
         )
     };
-    assert!(r.is_ok(), "write at {off} admitted");
+    (r.map_err(|rej| rej.error), rx)
+}
+
+/// `try_write`, which must be admitted.
+fn submit_write(
+    vol: &Volume,
+    off: u64,
+    data: Vec<u8>,
+) -> std::sync::mpsc::Receiver<ozbd_chunkstore::Result<()>> {
+    let (r, rx) = try_write(vol, off, data);
+    assert!(r.is_ok(), "write at {off} admitted: {r:?}");
     rx
+}
+
+/// Journal options that gather in these small chunks (by default only
+/// chunks of 4 MiB and more are gathered).
+fn gopts() -> OpenOptions {
+    OpenOptions {
+        gather_min_chunk: 0,
+        ..opts(16)
+    }
+}
+
+/// A volume (256 KiB chunks, gathering on) whose journal hsyncs wait at a
+/// closed gate, with writes 0..`writes` of a quarter chunk each submitted
+/// in order (chunk 0's four are journaled and wait; write 4 starts a gather
+/// of chunk 1). Fields drop in order: the gate opens before the volume
+/// closes.
+struct Stream {
+    gate: GateGuard,
+    vol: Volume,
+    be: Arc<Hooked>,
+    rxs: Vec<std::sync::mpsc::Receiver<ozbd_chunkstore::Result<()>>>,
+}
+
+const PIECE: u64 = CS / 4;
+
+fn stream(writes: u64, o: &OpenOptions) -> Stream {
+    let (be, gate) = gated();
+    let vol = create(be.clone(), 8 * CS, o);
+    let gate = GateGuard::close(gate);
+    let rxs = (0..writes)
+        .map(|w| submit_write(&vol, w * PIECE, blocks(w, PIECE / BS)))
+        .collect();
+    Stream { gate, vol, be, rxs }
+}
+
+impl Stream {
+    /// Open the gate and wait for every write.
+    fn finish(self) -> (Volume, Arc<Hooked>) {
+        drop(self.gate);
+        for rx in &self.rxs {
+            rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
+        }
+        (self.vol, self.be)
+    }
+}
+
+/// What a process killed now would leave: `len` bytes at `off` read from
+/// the volume reopened from a snapshot of its backend.
+fn read_after_kill(mem: &MemoryBackend, off: u64, len: usize) -> Vec<u8> {
+    let copy = Arc::new(mem.snapshot());
+    holder_died(&copy);
+    let v = Volume::open(copy, &uri(), &opts(16)).unwrap();
+    let mut got = vec![0u8; len];
+    v.read(off, &mut got).unwrap();
+    got
 }
 
 /// `n` blocks of write number `w` (every block differs).
@@ -742,46 +777,32 @@ fn gated() -> (Arc<Hooked>, Gate) {
 /// kill.
 #[test]
 fn a_sequential_stream_fills_whole_chunks_without_the_journal() {
-    let (be, gate) = gated();
-    let vol = create(be.clone(), 8 * CS, &opts(16));
-    let gate = GateGuard::close(gate);
-    let piece = CS / 4;
-    let n = piece / BS;
-    let mut rxs = Vec::new();
-    for w in 0..16u64 {
-        rxs.push(submit_write(&vol, w * piece, blocks(w, n)));
-    }
+    let mut st = stream(16, &gopts());
     // Chunk 0 started the stream (too little in flight to fill a chunk yet):
     // journaled, waiting at the gate. Chunks 1-3 were gathered and put.
-    for (w, rx) in rxs.iter().enumerate().skip(4) {
+    for (w, rx) in st.rxs.iter().enumerate().skip(4) {
         let r = rx.recv_timeout(Duration::from_secs(20));
         assert!(
             matches!(r, Ok(Ok(()))),
             "write {w} completes without an hsync: {r:?}"
         );
     }
-    let s = vol.stats().journal;
-    assert_eq!(s.gathered_chunks, 3, "{s:?}");
-    assert_eq!(s.gather_misses, 0, "{s:?}");
+    let s = st.vol.stats().journal;
+    assert_eq!((s.gathered_chunks, s.gather_misses), (3, 0), "{s:?}");
     assert!(
-        rxs[0].try_recv().is_err(),
+        st.rxs[0].try_recv().is_err(),
         "chunk 0's writes wait for their hsync"
     );
-    drop(gate);
-    for rx in &rxs[..4] {
-        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
-    }
-    let want: Vec<u8> = (0..16u64).flat_map(|w| blocks(w, n)).collect();
+    st.rxs.truncate(4); // the others completed above
+    let (vol, be) = st.finish();
+    let want: Vec<u8> = (0..16u64).flat_map(|w| blocks(w, PIECE / BS)).collect();
     let mut got = vec![0u8; want.len()];
     vol.read(0, &mut got).unwrap();
     assert!(got == want, "the stream reads back");
-    let copy = Arc::new(be.mem.snapshot());
-    holder_died(&copy);
-    let v = Volume::open(copy, &uri(), &opts(16)).unwrap();
-    let mut got = vec![0u8; want.len()];
-    v.read(0, &mut got).unwrap();
-    assert!(got == want, "the stream reads back after a kill");
-    drop(v);
+    assert!(
+        read_after_kill(&be.mem, 0, want.len()) == want,
+        "the stream reads back after a kill"
+    );
     vol.close();
 }
 
@@ -789,33 +810,23 @@ fn a_sequential_stream_fills_whole_chunks_without_the_journal() {
 /// completes after the journal's hsync, not never.
 #[test]
 fn a_gather_that_does_not_fill_its_chunk_is_journaled() {
-    let (be, gate) = gated();
-    let vol = create(be, 8 * CS, &opts(16));
-    let gate = GateGuard::close(gate);
-    let piece = CS / 4;
-    let n = piece / BS;
-    let rxs: Vec<_> = (0..5u64)
-        .map(|w| submit_write(&vol, w * piece, blocks(w, n)))
-        .collect();
+    let st = stream(5, &gopts());
     // Write 4 starts a gather of chunk 1 that nothing else joins. It is
     // journaled once its wait is over and the committer is free (here: when
     // the gate lets chunk 0's hsync return; its own hsync could not have
     // started before that anyway).
     std::thread::sleep(Duration::from_millis(50));
-    let s = vol.stats().journal;
+    let s = st.vol.stats().journal;
     assert_eq!(s.gathered_chunks, 0, "{s:?}");
     assert_eq!(
         s.dirty_bytes,
-        4 * piece,
+        4 * PIECE,
         "write 4 is held, not journaled: {s:?}"
     );
-    drop(gate);
-    for rx in &rxs {
-        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
-    }
-    assert_eq!(vol.stats().journal.gather_misses, 1);
-    assert_eq!(vol.stats().journal.records, 5);
-    let want: Vec<u8> = (0..5u64).flat_map(|w| blocks(w, n)).collect();
+    let (vol, _) = st.finish();
+    let s = vol.stats().journal;
+    assert_eq!((s.gather_misses, s.records), (1, 5), "{s:?}");
+    let want: Vec<u8> = (0..5u64).flat_map(|w| blocks(w, PIECE / BS)).collect();
     let mut got = vec![0u8; want.len()];
     vol.read(0, &mut got).unwrap();
     assert!(got == want);
@@ -827,31 +838,20 @@ fn a_gather_that_does_not_fill_its_chunk_is_journaled() {
 /// and after a replay.
 #[test]
 fn a_write_over_a_held_one_is_ordered_after_it() {
-    let (be, gate) = gated();
-    let vol = create(be.clone(), 8 * CS, &opts(16));
-    let gate = GateGuard::close(gate);
-    let piece = CS / 4;
-    let n = piece / BS;
-    let mut rxs: Vec<_> = (0..5u64)
-        .map(|w| submit_write(&vol, w * piece, blocks(w, n)))
-        .collect();
+    let mut st = stream(5, &gopts());
     // Write 4 (chunk 1's first quarter) is held; write 5 lands on it.
-    rxs.push(submit_write(&vol, 4 * piece, blocks(5, n)));
-    let s = vol.stats().journal;
+    st.rxs
+        .push(submit_write(&st.vol, 4 * PIECE, blocks(5, PIECE / BS)));
+    let s = st.vol.stats().journal;
     assert_eq!(s.gather_misses, 1, "the gather was flushed: {s:?}");
-    drop(gate);
-    for rx in &rxs {
-        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
-    }
-    let mut got = vec![0u8; piece as usize];
-    vol.read(4 * piece, &mut got).unwrap();
-    assert!(got == blocks(5, n), "the later write wins");
-    let copy = Arc::new(be.mem.snapshot());
-    holder_died(&copy);
-    let v = Volume::open(copy, &uri(), &opts(16)).unwrap();
-    v.read(4 * piece, &mut got).unwrap();
-    assert!(got == blocks(5, n), "the later write wins after a replay");
-    drop(v);
+    let (vol, be) = st.finish();
+    let mut got = vec![0u8; PIECE as usize];
+    vol.read(4 * PIECE, &mut got).unwrap();
+    assert!(got == blocks(5, PIECE / BS), "the later write wins");
+    assert!(
+        read_after_kill(&be.mem, 4 * PIECE, PIECE as usize) == blocks(5, PIECE / BS),
+        "the later write wins after a replay"
+    );
     vol.close();
 }
 
@@ -859,25 +859,29 @@ fn a_write_over_a_held_one_is_ordered_after_it() {
 /// the gather first; it never waits for it).
 #[test]
 fn a_read_sees_a_held_write_submitted_before_it() {
-    let (be, gate) = gated();
-    let vol = create(be, 8 * CS, &opts(16));
-    let gate = GateGuard::close(gate);
-    let piece = CS / 4;
-    let n = piece / BS;
-    let rxs: Vec<_> = (0..5u64)
-        .map(|w| submit_write(&vol, w * piece, blocks(w, n)))
-        .collect();
-    let mut got = vec![0u8; 2 * piece as usize];
-    vol.read(4 * piece, &mut got).unwrap();
-    assert!(got[..piece as usize] == blocks(4, n), "the held write");
+    let st = stream(5, &gopts());
+    let mut got = vec![0u8; 2 * PIECE as usize];
+    st.vol.read(4 * PIECE, &mut got).unwrap();
     assert!(
-        got[piece as usize..].iter().all(|&b| b == 0),
+        got[..PIECE as usize] == blocks(4, PIECE / BS),
+        "the held write"
+    );
+    assert!(
+        got[PIECE as usize..].iter().all(|&b| b == 0),
         "and nothing else"
     );
-    assert_eq!(vol.stats().journal.gather_misses, 1);
-    drop(gate);
-    for rx in &rxs {
-        rx.recv_timeout(Duration::from_secs(20)).unwrap().unwrap();
-    }
-    vol.close();
+    assert_eq!(st.vol.stats().journal.gather_misses, 1);
+    st.finish().0.close();
+}
+
+/// By default, small chunks (here 256 KiB) are never gathered: their puts
+/// cost more than a shared hsync (docs/performance.md).
+#[test]
+fn small_chunks_are_not_gathered_by_default() {
+    let st = stream(8, &opts(16));
+    std::thread::sleep(Duration::from_millis(50));
+    let s = st.vol.stats().journal;
+    assert_eq!((s.gathered_chunks, s.gather_misses), (0, 0), "{s:?}");
+    assert_eq!(s.dirty_bytes, 8 * PIECE, "all journaled: {s:?}");
+    st.finish().0.close();
 }

@@ -53,6 +53,9 @@ fn create_with(backend: BackendRef, size: u64, retry: Duration, journal: Journal
         retry,
         journal,
         journal_mb: 16,
+        // Gather in these small chunks too (by default only chunks of
+        // 4 MiB and more are), so the model covers that path.
+        gather_min_chunk: 0,
         ..OpenOptions::default()
     };
     Volume::create(backend, &uri(), &o, &open).unwrap().0

@@ -117,6 +117,7 @@ impl Journal {
         }
         let rec = record_bytes(op, len);
         let starts = joinable
+            && cs >= self.cfg.gather_min_chunk
             && sequential
             && offset.is_multiple_of(cs)
             && inflight_write_bytes >= cs

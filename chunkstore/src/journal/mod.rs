@@ -209,6 +209,9 @@ pub(crate) struct Config {
     pub(crate) destage_parallel: usize,
     /// Committer threads, each appending to its own segment.
     pub(crate) streams: usize,
+    /// Gather sequential partial writes into whole-chunk puts (gather.rs)
+    /// when chunks are at least this large.
+    pub(crate) gather_min_chunk: u64,
 }
 
 /// The journal of one open volume.
