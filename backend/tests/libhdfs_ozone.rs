@@ -569,3 +569,24 @@ fn ozone_open_handle_reads_many_times_and_never_the_next_version() {
     ));
     be.delete(&bucket, true).unwrap();
 }
+
+/// A rename keeps the key's modification time (the OM does not stamp it),
+/// so the writer lease cannot renew itself by a rename, one OM call: its
+/// age is read from that time (docs/performance.md "Idle, profiled").
+#[test]
+fn ozone_rename_keeps_the_mtime() {
+    let Some((be, b)) = ozone("ozone_rename_keeps_the_mtime") else {
+        return;
+    };
+    let a = join(&b, "a");
+    be.put(&a, b"x").expect("put");
+    let before = be.stat(&a).expect("stat").expect("exists").mtime_ms;
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let c = join(&b, "c");
+    be.rename(&a, &c).expect("rename");
+    let after = be.stat(&c).expect("stat").expect("exists").mtime_ms;
+    assert_eq!(
+        before, after,
+        "the OM now stamps a renamed key: the lease could renew by rename"
+    );
+}
