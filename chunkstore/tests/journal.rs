@@ -196,6 +196,50 @@ fn every_acknowledged_write_survives_a_kill_at_any_instant() {
     );
 }
 
+/// Writers that send their next write as soon as the last one completes (a
+/// queue of 8, as bdevperf keeps one) put all 8 into each hsync: the
+/// committer waits briefly for the writers it just completed instead of
+/// starting the next hsync with only those that were waiting, which would
+/// split the queue into two half batches taking turns (4 per hsync).
+#[test]
+fn a_full_queue_of_returning_writers_fills_each_hsync() {
+    const Q: u64 = 8;
+    const ROUNDS: u64 = 12;
+    let be = Arc::new(Hooked {
+        hsync_delay: Duration::from_millis(40),
+        ..Hooked::default()
+    });
+    let vol = Arc::new(create(be.clone(), 16 * CS, &opts(16)));
+    let writers: Vec<_> = (0..Q)
+        .map(|w| {
+            let vol = vol.clone();
+            std::thread::spawn(move || {
+                for r in 0..ROUNDS {
+                    let n = w * ROUNDS + r;
+                    submit_write(&vol, n * BS, block(n))
+                        .recv()
+                        .unwrap()
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let s = vol.stats();
+    assert_eq!(s.journal.records, Q * ROUNDS, "{s:?}");
+    assert!(
+        s.journal.records_per_hsync >= 6.0,
+        "a queue of {Q} should fill each hsync (the first one aside): {s:?}"
+    );
+    for n in 0..Q * ROUNDS {
+        let mut b = vec![0u8; BS as usize];
+        vol.read(n * BS, &mut b).unwrap();
+        assert!(b == block(n), "block {n}");
+    }
+}
+
 /// The files of the journal directory, oldest first.
 fn segments(mem: &MemoryBackend) -> Vec<(String, Vec<u8>)> {
     // The journal is in the newest writer epoch's root, e<N>/journal/.
@@ -321,6 +365,7 @@ fn journal_info_says_what_a_replay_would_do() {
 struct Hooked {
     mem: MemoryBackend,
     put_delay: Duration,
+    hsync_delay: Duration,
     fake_hsync: bool,
     gate: Option<Gate>,
 }
@@ -359,13 +404,14 @@ impl Backend for Hooked {
             return Ok(Box::new(Unsynced));
         }
         let inner = self.mem.create_append(p)?;
-        Ok(match &self.gate {
-            Some(g) => Box::new(GatedFile {
-                inner,
-                closed: g.clone(),
-            }),
-            None => inner,
-        })
+        if self.gate.is_none() && self.hsync_delay.is_zero() {
+            return Ok(inner);
+        }
+        Ok(Box::new(GatedFile {
+            inner,
+            closed: self.gate.clone(),
+            delay: self.hsync_delay,
+        }))
     }
 }
 
@@ -517,10 +563,12 @@ fn a_format_1_volume_is_upgraded_when_opened_with_the_journal() {
     assert!(e.to_string().contains("newer bdev_ozone"), "{e}");
 }
 
-/// An append file whose hsyncs wait while the gate is closed.
+/// An append file whose hsyncs wait while the gate is closed, and take
+/// `delay` (a slow hsync, as on Ozone).
 struct GatedFile<'a> {
     inner: Box<dyn AppendFile + 'a>,
-    closed: Gate,
+    closed: Option<Gate>,
+    delay: Duration,
 }
 
 impl AppendFile for GatedFile<'_> {
@@ -528,8 +576,11 @@ impl AppendFile for GatedFile<'_> {
         self.inner.append(d)
     }
     fn hsync(&mut self) -> ozbd_backend::Result<()> {
-        let (m, cv) = &*self.closed;
-        let _open = cv.wait_while(m.lock().unwrap(), |closed| *closed).unwrap();
+        if let Some(g) = &self.closed {
+            let (m, cv) = &**g;
+            let _open = cv.wait_while(m.lock().unwrap(), |closed| *closed).unwrap();
+        }
+        std::thread::sleep(self.delay);
         self.inner.hsync()
     }
     fn close(self: Box<Self>) -> ozbd_backend::Result<()> {

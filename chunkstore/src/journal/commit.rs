@@ -5,7 +5,9 @@
 //! the previous hsync was in flight into the next append + hsync (group
 //! commit), rolling segments, and retrying a failed commit in a fresh
 //! segment (the failed one is abandoned: its tail is in doubt) until the
-//! records' deadlines.
+//! records' deadlines. After a commit it briefly waits for the writers it
+//! just completed to send their next writes (bounded by a share of the
+//! commit's own time), so a full queue goes into one hsync.
 //! Must never: complete a record before the hsync that covers it returned,
 //! append to a segment after a failed append or hsync, or call a completion
 //! while holding the journal lock.
@@ -18,11 +20,32 @@ use ozbd_backend::{AppendFile, Backend};
 
 use super::record::{self, Kind};
 use super::segment;
-use super::{complete, lock, Journal, Pending, Seg, MAX_COMMIT_BYTES};
+use super::{
+    complete, lock, Journal, Pending, Seg, State, MAX_COMMIT_BYTES, RETURN_WAIT_DIVISOR,
+    RETURN_WAIT_MAX,
+};
 use crate::error::{Error, Result};
 use crate::retry::{is_transient_error, pause_after};
 
 type Active<'b> = Option<(u64, Box<dyn AppendFile + 'b>)>;
+
+/// The writers a committed batch completed, expected back with their next
+/// writes: the next batch waits for them until `until`.
+struct Returning {
+    /// Records queued when the batch completed, plus the writes it completed.
+    target: usize,
+    until: Instant,
+}
+
+impl Returning {
+    /// Whether queued records should wait for returning writers a little longer.
+    fn holds(&self, st: &State, now: Instant) -> bool {
+        !st.closing
+            && st.pending.len() < self.target
+            && st.pending_bytes < MAX_COMMIT_BYTES
+            && now < self.until
+    }
+}
 
 impl Journal {
     /// One committer thread (there are `journal_streams` of them, each with
@@ -33,6 +56,7 @@ impl Journal {
         let backend = self.backend.clone();
         let mut file: Active<'_> = None;
         let mut seen_roll = lock(&self.st).roll_gen;
+        let mut returning: Option<Returning> = None;
         if let Some(ready) = ready {
             let first = self.roll(&*backend, &mut file, true);
             let failed = first.is_err();
@@ -52,7 +76,11 @@ impl Journal {
                         let all = st.closing;
                         self.flush_expired(&mut st, all)
                     };
-                    if !st.pending.is_empty() || (st.roll_gen != seen_roll && file.is_some()) {
+                    let now = Instant::now();
+                    let held = returning.as_ref().filter(|r| r.holds(&st, now));
+                    if (!st.pending.is_empty() && held.is_none())
+                        || (st.roll_gen != seen_roll && file.is_some())
+                    {
                         break;
                     }
                     if st.closing && st.destager_done {
@@ -60,6 +88,11 @@ impl Journal {
                         self.seal(&mut file);
                         return;
                     }
+                    // Waiting for returning writers ends by their deadline too.
+                    let next = match (next, held.filter(|_| !st.pending.is_empty())) {
+                        (Some(d), Some(r)) => Some(d.min(r.until)),
+                        (d, r) => d.or(r.map(|r| r.until)),
+                    };
                     st = match next {
                         Some(d) => {
                             let wait = d.saturating_duration_since(Instant::now());
@@ -98,7 +131,16 @@ impl Journal {
                 }
                 continue;
             }
-            self.write_batch(&*backend, &mut file, batch, roll);
+            let started = Instant::now();
+            let completed = self.write_batch(&*backend, &mut file, batch, roll);
+            returning = (completed > 0).then(|| {
+                let took = started.elapsed();
+                let wait = (took / RETURN_WAIT_DIVISOR).min(RETURN_WAIT_MAX);
+                Returning {
+                    target: lock(&self.st).pending.len() + completed,
+                    until: Instant::now() + wait,
+                }
+            });
         }
     }
 
@@ -141,14 +183,15 @@ impl Journal {
     }
 
     /// Append and hsync one group of records, retrying in a new segment on
-    /// transient failures; then complete them all.
+    /// transient failures; then complete them all. Returns how many user
+    /// writes it completed successfully.
     fn write_batch<'b>(
         &self,
         backend: &'b dyn Backend,
         file: &mut Active<'b>,
         batch: Vec<Pending>,
         mut roll: bool,
-    ) {
+    ) -> usize {
         let mut buf = Vec::with_capacity(
             batch
                 .iter()
@@ -237,12 +280,21 @@ impl Journal {
             }
         }
         self.destage_cv.notify_all();
+        let mut users = 0;
         for mut p in batch {
             let Some(done) = p.done.take() else { continue };
             match p.hdr.kind {
-                Kind::Write | Kind::Zeroes => self.finish_user(done, result.clone(), p.user_bytes),
+                Kind::Write | Kind::Zeroes => {
+                    users += 1;
+                    self.finish_user(done, result.clone(), p.user_bytes)
+                }
                 _ => complete(done, result.clone(), self.counters()),
             }
+        }
+        if result.is_ok() {
+            users
+        } else {
+            0
         }
     }
 }

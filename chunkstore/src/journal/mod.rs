@@ -92,6 +92,14 @@ pub(crate) const DESTAGE_MAX_AGE: Duration = Duration::from_secs(30);
 pub(crate) const CHECKPOINT_RETRY: Duration = Duration::from_secs(1);
 /// Most bytes one group commit (one append + hsync) carries.
 const MAX_COMMIT_BYTES: u64 = 8 << 20;
+/// After a group commit completes N writes, the next one waits for up to
+/// this share of the last commit's time (at most `RETURN_WAIT_MAX`) while
+/// those N writers have not yet sent their next writes, so that a queue of
+/// 32 writes fills one hsync instead of alternating between two half
+/// batches (commit.rs). It never waits when nothing was completed, and a
+/// writer that comes back ends the wait at once.
+const RETURN_WAIT_DIVISOR: u32 = 4;
+const RETURN_WAIT_MAX: Duration = Duration::from_millis(5);
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
