@@ -22,7 +22,7 @@ use super::record::{self, Kind};
 use super::segment;
 use super::{
     complete, lock, Journal, Pending, Seg, State, MAX_COMMIT_BYTES, RETURN_WAIT_DIVISOR,
-    RETURN_WAIT_MAX,
+    RETURN_WAIT_GAP, RETURN_WAIT_MAX,
 };
 use crate::error::{Error, Result};
 use crate::retry::{is_transient_error, pause_after};
@@ -30,20 +30,29 @@ use crate::retry::{is_transient_error, pause_after};
 type Active<'b> = Option<(u64, Box<dyn AppendFile + 'b>)>;
 
 /// The writers a committed batch completed, expected back with their next
-/// writes: the next batch waits for them until `until`.
+/// writes: the next batch waits for them until `until`, or until none has
+/// come for `RETURN_WAIT_GAP`.
 struct Returning {
     /// Records queued when the batch completed, plus the writes it completed.
     target: usize,
     until: Instant,
+    /// The queue's length when last seen, and since when it has had it.
+    seen: usize,
+    since: Instant,
 }
 
 impl Returning {
-    /// Whether queued records should wait for returning writers a little longer.
-    fn holds(&self, st: &State, now: Instant) -> bool {
-        !st.closing
-            && st.pending.len() < self.target
-            && st.pending_bytes < MAX_COMMIT_BYTES
-            && now < self.until
+    /// Whether queued records should wait for returning writers a little
+    /// longer, and if so until when at the latest.
+    fn holds(&mut self, st: &State, now: Instant) -> Option<Instant> {
+        let n = st.pending.len();
+        if n != self.seen {
+            self.seen = n;
+            self.since = now;
+        }
+        let until = self.until.min(self.since + RETURN_WAIT_GAP);
+        (!st.closing && n < self.target && st.pending_bytes < MAX_COMMIT_BYTES && now < until)
+            .then_some(until)
     }
 }
 
@@ -77,7 +86,7 @@ impl Journal {
                         self.flush_expired(&mut st, all)
                     };
                     let now = Instant::now();
-                    let held = returning.as_ref().filter(|r| r.holds(&st, now));
+                    let held = returning.as_mut().and_then(|r| r.holds(&st, now));
                     if (!st.pending.is_empty() && held.is_none())
                         || (st.roll_gen != seen_roll && file.is_some())
                     {
@@ -90,8 +99,8 @@ impl Journal {
                     }
                     // Waiting for returning writers ends by their deadline too.
                     let next = match (next, held.filter(|_| !st.pending.is_empty())) {
-                        (Some(d), Some(r)) => Some(d.min(r.until)),
-                        (d, r) => d.or(r.map(|r| r.until)),
+                        (Some(d), Some(r)) => Some(d.min(r)),
+                        (d, r) => d.or(r),
                     };
                     st = match next {
                         Some(d) => {
@@ -136,9 +145,12 @@ impl Journal {
             returning = (completed > 0).then(|| {
                 let took = started.elapsed();
                 let wait = (took / RETURN_WAIT_DIVISOR).min(RETURN_WAIT_MAX);
+                let (seen, now) = (lock(&self.st).pending.len(), Instant::now());
                 Returning {
-                    target: lock(&self.st).pending.len() + completed,
-                    until: Instant::now() + wait,
+                    target: seen + completed,
+                    until: now + wait,
+                    seen,
+                    since: now,
                 }
             });
         }

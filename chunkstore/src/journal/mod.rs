@@ -96,10 +96,12 @@ const MAX_COMMIT_BYTES: u64 = 8 << 20;
 /// this share of the last commit's time (at most `RETURN_WAIT_MAX`) while
 /// those N writers have not yet sent their next writes, so that a queue of
 /// 32 writes fills one hsync instead of alternating between two half
-/// batches (commit.rs). It never waits when nothing was completed, and a
-/// writer that comes back ends the wait at once.
+/// batches (commit.rs). It never waits when nothing was completed, ends
+/// when they are all back, and also when no write has arrived for
+/// `RETURN_WAIT_GAP` (in a mixed workload some writers come back with reads).
 const RETURN_WAIT_DIVISOR: u32 = 4;
 const RETURN_WAIT_MAX: Duration = Duration::from_millis(5);
+const RETURN_WAIT_GAP: Duration = Duration::from_millis(2);
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
