@@ -263,10 +263,11 @@ pub(crate) fn parse(uri: *const c_char, p: *const ozbd_params) -> Result<Params,
         journal,
         journal_mb: p.journal_mb,
         cache_mb: p.cache_mb,
-        // Not in the C ABI: the engine's defaults (OZBD_JOURNAL_STREAMS and
-        // OZBD_GATHER override them for experiments).
+        // Not in the C ABI: the engine's defaults (OZBD_JOURNAL_STREAMS,
+        // OZBD_GATHER and OZBD_RETURN_WAIT override them for experiments).
         journal_streams: OpenOptions::default().journal_streams,
         gather_min_chunk: OpenOptions::default().gather_min_chunk,
+        return_wait: OpenOptions::default().return_wait,
         force: p.force != 0,
         lease_ms: p.lease_ms,
         frontend: opt_cstr(p.holder_frontend, "holder_frontend")?,

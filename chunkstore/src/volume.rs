@@ -88,6 +88,10 @@ pub struct OpenOptions {
     /// at least this size; default DEFAULT_GATHER_MIN_CHUNK, never with
     /// `OZBD_GATHER=0` in the environment (u64::MAX).
     pub gather_min_chunk: u64,
+    /// After a group commit, wait briefly for the writers it completed
+    /// (journal/commit.rs); default on, off with `OZBD_RETURN_WAIT=0` in
+    /// the environment.
+    pub return_wait: bool,
     pub expect_size: Option<u64>,
     pub expect_block_size: Option<u32>,
     pub expect_chunk_size: Option<u64>,
@@ -126,6 +130,7 @@ impl Default for OpenOptions {
                 Ok(v) if v.trim() == "0" => u64::MAX,
                 _ => DEFAULT_GATHER_MIN_CHUNK,
             },
+            return_wait: std::env::var("OZBD_RETURN_WAIT").map_or(true, |v| v.trim() != "0"),
             expect_size: None,
             expect_block_size: None,
             expect_chunk_size: None,
@@ -564,6 +569,7 @@ impl Volume {
                     destage_parallel: 1,
                     streams: 1,
                     gather_min_chunk: u64::MAX,
+                    return_wait: false,
                 };
                 // Replayed into memory for reads; no committer, no destager.
                 self.journal = Some(Arc::new(Journal::load(
@@ -586,6 +592,7 @@ impl Volume {
             destage_parallel: (opts.workers / 2).clamp(1, 8),
             streams: opts.journal_streams,
             gather_min_chunk: opts.gather_min_chunk,
+            return_wait: opts.return_wait,
         };
         let sb = self.engine.sb().clone();
         let j = Arc::new(Journal::load(

@@ -142,7 +142,7 @@ impl Journal {
             }
             let started = Instant::now();
             let completed = self.write_batch(&*backend, &mut file, batch, roll);
-            returning = (completed > 0).then(|| {
+            returning = (completed > 0 && self.cfg.return_wait).then(|| {
                 let took = started.elapsed();
                 let wait = (took / RETURN_WAIT_DIVISOR).min(RETURN_WAIT_MAX);
                 let (seen, now) = (lock(&self.st).pending.len(), Instant::now());

@@ -222,6 +222,8 @@ pub(crate) struct Config {
     /// Gather sequential partial writes into whole-chunk puts (gather.rs)
     /// when chunks are at least this large.
     pub(crate) gather_min_chunk: u64,
+    /// Wait briefly for returning writers after a group commit (commit.rs).
+    pub(crate) return_wait: bool,
 }
 
 /// The journal of one open volume.
