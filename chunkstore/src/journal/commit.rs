@@ -141,13 +141,15 @@ impl Journal {
                 continue;
             }
             let started = Instant::now();
-            let completed = self.write_batch(&*backend, &mut file, batch, roll);
+            let (completed, queued) = self.write_batch(&*backend, &mut file, batch, roll);
             returning = (completed > 0 && self.cfg.return_wait).then(|| {
                 let took = started.elapsed();
                 let wait = (took / RETURN_WAIT_DIVISOR).min(RETURN_WAIT_MAX);
                 let (seen, now) = (lock(&self.st).pending.len(), Instant::now());
                 Returning {
-                    target: seen + completed,
+                    // Counted before the completions ran: a writer that came
+                    // back before this point is already in `seen`.
+                    target: queued + completed,
                     until: now + wait,
                     seen,
                     since: now,
@@ -196,14 +198,15 @@ impl Journal {
 
     /// Append and hsync one group of records, retrying in a new segment on
     /// transient failures; then complete them all. Returns how many user
-    /// writes it completed successfully.
+    /// writes it completed successfully, and how many records were queued
+    /// just before the completions ran.
     fn write_batch<'b>(
         &self,
         backend: &'b dyn Backend,
         file: &mut Active<'b>,
         batch: Vec<Pending>,
         mut roll: bool,
-    ) -> usize {
+    ) -> (usize, usize) {
         let mut buf = Vec::with_capacity(
             batch
                 .iter()
@@ -282,15 +285,16 @@ impl Journal {
                 .records
                 .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        {
-            // Durable now, or failed for good: a failed write's range is
-            // undefined, and its data may still reach the chunk (so the
-            // watermark and the journal's space can move on).
+        // Durable now, or failed for good: a failed write's range is
+        // undefined, and its data may still reach the chunk (so the
+        // watermark and the journal's space can move on).
+        let queued = {
             let mut st = lock(&self.st);
             for p in &batch {
                 st.undurable.remove(&p.hdr.seq);
             }
-        }
+            st.pending.len()
+        };
         self.destage_cv.notify_all();
         let mut users = 0;
         for mut p in batch {
@@ -303,10 +307,6 @@ impl Journal {
                 _ => complete(done, result.clone(), self.counters()),
             }
         }
-        if result.is_ok() {
-            users
-        } else {
-            0
-        }
+        (if result.is_ok() { users } else { 0 }, queued)
     }
 }
