@@ -112,6 +112,11 @@ pub struct OpenOptions {
     pub readonly: bool,
 }
 
+/// Whether an experiment switch in the environment is set to 0 (off).
+fn env_is_zero(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v.trim() == "0")
+}
+
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
@@ -126,11 +131,12 @@ impl Default for OpenOptions {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_JOURNAL_STREAMS),
-            gather_min_chunk: match std::env::var("OZBD_GATHER") {
-                Ok(v) if v.trim() == "0" => u64::MAX,
-                _ => DEFAULT_GATHER_MIN_CHUNK,
+            gather_min_chunk: if env_is_zero("OZBD_GATHER") {
+                u64::MAX
+            } else {
+                DEFAULT_GATHER_MIN_CHUNK
             },
-            return_wait: std::env::var("OZBD_RETURN_WAIT").map_or(true, |v| v.trim() != "0"),
+            return_wait: !env_is_zero("OZBD_RETURN_WAIT"),
             expect_size: None,
             expect_block_size: None,
             expect_chunk_size: None,

@@ -42,8 +42,9 @@ struct Returning {
 }
 
 impl Returning {
-    /// Whether queued records should wait for returning writers a little
-    /// longer, and if so until when at the latest.
+    /// Whether queued records (none queued: nothing to hold) should wait
+    /// for returning writers a little longer, and if so until when at the
+    /// latest.
     fn holds(&mut self, st: &State, now: Instant) -> Option<Instant> {
         let n = st.pending.len();
         if n != self.seen {
@@ -51,7 +52,11 @@ impl Returning {
             self.since = now;
         }
         let until = self.until.min(self.since + RETURN_WAIT_GAP);
-        (!st.closing && n < self.target && st.pending_bytes < MAX_COMMIT_BYTES && now < until)
+        (n > 0
+            && !st.closing
+            && n < self.target
+            && st.pending_bytes < MAX_COMMIT_BYTES
+            && now < until)
             .then_some(until)
     }
 }
@@ -98,11 +103,7 @@ impl Journal {
                         return;
                     }
                     // Waiting for returning writers ends by their deadline too.
-                    let next = match (next, held.filter(|_| !st.pending.is_empty())) {
-                        (Some(d), Some(r)) => Some(d.min(r)),
-                        (d, r) => d.or(r),
-                    };
-                    st = match next {
+                    st = match next.into_iter().chain(held).min() {
                         Some(d) => {
                             let wait = d.saturating_duration_since(Instant::now());
                             self.commit_cv
@@ -143,15 +144,14 @@ impl Journal {
             let started = Instant::now();
             let (completed, queued) = self.write_batch(&*backend, &mut file, batch, roll);
             returning = (completed > 0 && self.cfg.return_wait).then(|| {
-                let took = started.elapsed();
-                let wait = (took / RETURN_WAIT_DIVISOR).min(RETURN_WAIT_MAX);
-                let (seen, now) = (lock(&self.st).pending.len(), Instant::now());
+                let wait = (started.elapsed() / RETURN_WAIT_DIVISOR).min(RETURN_WAIT_MAX);
+                let now = Instant::now();
                 Returning {
-                    // Counted before the completions ran: a writer that came
-                    // back before this point is already in `seen`.
+                    // Counted before the completions ran, so a writer that
+                    // is back already counts towards the target.
                     target: queued + completed,
                     until: now + wait,
-                    seen,
+                    seen: queued,
                     since: now,
                 }
             });
