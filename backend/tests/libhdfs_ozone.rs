@@ -543,6 +543,28 @@ fn ozone_open_handle_reads_many_times_and_never_the_next_version() {
         assert_eq!(&buf[..], &v1[off..off + 4096], "read at {off}");
     }
     assert_eq!(h.read_at(1 << 20, &mut buf).unwrap(), 0, "end of file");
+    // Odd offsets and lengths, and a read across the end: short, not an error.
+    for (off, len) in [
+        (1usize, 1usize),
+        (4095, 4097),
+        (333_333, 70_001),
+        ((1 << 20) - 100, 4096),
+    ] {
+        let mut b = vec![0u8; len];
+        let want = len.min((1 << 20) - off);
+        assert_eq!(
+            h.read_at(off as u64, &mut b).unwrap(),
+            want,
+            "read {len} at {off}"
+        );
+        assert_eq!(&b[..want], &v1[off..off + want], "read {len} at {off}");
+    }
+    let (direct, by_array) = be.read_counts();
+    assert!(
+        direct >= 8 && by_array == 0,
+        "Ozone's stream reads straight into our buffer (read(long, ByteBuffer)): \
+         {direct} direct reads, {by_array} through a Java array (a copy each)"
+    );
     be.put(&f, &v2).unwrap();
     // The open stream holds the old key version's blocks: it reads the old
     // data (or fails once they are gone), never the new version. This is why

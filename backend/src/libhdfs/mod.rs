@@ -108,7 +108,7 @@ mod stream;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::raw::c_int;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdfs_sys as ffi;
 
@@ -175,6 +175,9 @@ pub struct LibhdfsBackend {
     scheme: Scheme,
     replication: i16,
     seq: AtomicU64,
+    /// `read_counts`.
+    direct_reads: AtomicU64,
+    array_reads: AtomicU64,
     /// `client_settings`, recorded at connect.
     settings: Vec<ClientSetting>,
 }
@@ -344,6 +347,8 @@ impl LibhdfsBackend {
                 3
             },
             seq: AtomicU64::new(0),
+            direct_reads: AtomicU64::new(0),
+            array_reads: AtomicU64::new(0),
             settings,
         })
     }
@@ -355,6 +360,16 @@ impl LibhdfsBackend {
         let mut v = conf::live_values(self.fs, &[key])
             .map_err(|e| BackendError::io("get conf", key, libc::EIO, e.to_string()))?;
         Ok(v.pop().flatten())
+    }
+
+    /// Positional reads so far (pieces of `read_at` and `ReadHandle::read_at`):
+    /// `(direct, by_array)`, read straight into the caller's buffer, and
+    /// through a Java byte array (a stream without a direct-buffer read).
+    pub fn read_counts(&self) -> (u64, u64) {
+        (
+            self.direct_reads.load(Ordering::Relaxed),
+            self.array_reads.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether this is a local (`file://`) filesystem.

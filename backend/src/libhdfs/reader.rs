@@ -12,6 +12,7 @@
 //! it (the handle borrows it).
 
 use std::os::raw::c_void;
+use std::sync::atomic::Ordering;
 
 use hdfs_sys as ffi;
 
@@ -71,10 +72,15 @@ impl LibhdfsBackend {
             let want = (buf.len() - done).min(READ_PIECE);
             // SAFETY: as for hdfsPread below.
             match unsafe { pread::pread(f.file, pos as i64, &mut buf[done..done + want]) } {
-                Some(0) => break, // end of file
-                Some(n) => {
+                Some((0, _)) => break, // end of file
+                Some((n, via)) => {
                     done += n;
                     empty_reads = 0;
+                    let count = match via {
+                        pread::Via::Direct => &self.direct_reads,
+                        pread::Via::Array => &self.array_reads,
+                    };
+                    count.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 None => {} // hdfsPread repeats it, and reports any error
