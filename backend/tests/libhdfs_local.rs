@@ -32,6 +32,28 @@ fn local_contract() {
     basic_contract(&be, &base);
 }
 
+/// The engine starts its JVM without the perf-data sampler (no hsperfdata
+/// file, no 50 ms wakeups), unless the user's LIBHDFS_OPTS asks for it.
+#[test]
+fn jvm_runs_without_perf_data() {
+    let Some((_be, _base)) = local() else { return };
+    if std::env::var("LIBHDFS_OPTS").is_ok_and(|o| o.contains("+UsePerfData")) {
+        return skip(
+            "jvm_runs_without_perf_data",
+            "LIBHDFS_OPTS asks for perf data",
+        );
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let file = std::env::temp_dir()
+        .join(format!("hsperfdata_{user}"))
+        .join(std::process::id().to_string());
+    assert!(
+        !file.exists(),
+        "{} exists: the JVM was started with perf data",
+        file.display()
+    );
+}
+
 #[test]
 fn local_concurrency() {
     let Some((be, base)) = local() else { return };

@@ -65,7 +65,7 @@ struct Cli {
     /// live writer is always refused. `info` and `export` take no lease.
     #[arg(long = "takeover", global = true)]
     takeover: bool,
-    /// The writer lease's length in ms (renewed every third of it; a dead
+    /// The writer lease's length in ms (renewed every half of it; a dead
     /// holder can be taken over this long after its last renewal). Default:
     /// the engine's.
     #[arg(long, global = true, value_name = "MS")]

@@ -4,8 +4,8 @@
 //! Owns: loading `libjvm.so` at run time (see "How libjvm is found" in the
 //! module documentation), the `JNI_GetCreatedJavaVMs` / `JNI_CreateJavaVM`
 //! definitions libhdfs binds to, starting the JVM once per process with the
-//! `CLASSPATH` (expanded) and `LIBHDFS_OPTS`, and checking that the classes
-//! libhdfs caches are there.
+//! `CLASSPATH` (expanded), the engine's few JVM options and `LIBHDFS_OPTS`,
+//! and checking that the classes libhdfs caches are there.
 //! Must never: make a binary depend on libjvm at load time (no `-ljvm`, no
 //! rpath); start a second JVM or replace one the host process runs; let the JVM
 //! take the host's signals unless `OZBD_JVM_SIGNALS=1`.
@@ -243,6 +243,14 @@ pub(super) fn expand_classpath(cp: &str) -> String {
     out.join(":")
 }
 
+/// JVM options the engine starts its JVM with, ahead of `LIBHDFS_OPTS`
+/// (which can undo them). `-XX:-UsePerfData`: no `hsperfdata` statistics
+/// file in /tmp and no sampler waking every 50 ms (the "VM Periodic Task"
+/// thread was about 0.1 % of a core on an idle target: docs/performance.md
+/// "Idle, profiled"); `jcmd <pid>` still works, `jps` and `jstat` do not
+/// (add `-XX:+UsePerfData` to `LIBHDFS_OPTS` for them).
+const ENGINE_JVM_OPTS: &[&str] = &["-XX:-UsePerfData"];
+
 /// `LIBHDFS_OPTS` split on white space, joining `--add-opens X` pairs.
 pub(super) fn split_jvm_opts(opts: &str) -> Vec<String> {
     const PAIRED: &[&str] = &[
@@ -285,6 +293,8 @@ fn start_jvm() -> std::result::Result<(), String> {
         ));
     }
     let mut opts = vec![format!("-Djava.class.path={}", expand_classpath(&cp))];
+    // Before the user's options, so that theirs win (the JVM takes the last).
+    opts.extend(ENGINE_JVM_OPTS.iter().map(|o| o.to_string()));
     opts.extend(split_jvm_opts(
         &std::env::var("LIBHDFS_OPTS").unwrap_or_default(),
     ));

@@ -317,7 +317,8 @@ impl Lease {
             .clone()
     }
 
-    /// Start renewing every third of the lease length.
+    /// Start renewing: every half of the lease length, and after a failed
+    /// renewal again soon (`retry_after`) until one succeeds.
     pub(crate) fn start(self: &Arc<Self>) -> Result<()> {
         let me = self.clone();
         let h = std::thread::Builder::new()
@@ -330,13 +331,14 @@ impl Lease {
 
     fn renew_loop(&self) {
         let lease_ms = self.record().lease_ms;
-        let every = Duration::from_millis((lease_ms / 3).max(100));
+        let (every, retry) = renew_periods(lease_ms);
         let mut last_ok = Instant::now();
+        let mut failed = false;
         loop {
             {
                 let (m, cv) = &*self.state;
                 let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
-                let deadline = Instant::now() + every;
+                let deadline = Instant::now() + if failed { retry } else { every };
                 while !st.stop {
                     let now = Instant::now();
                     if now >= deadline {
@@ -351,10 +353,16 @@ impl Lease {
                     return;
                 }
             }
+            failed = false;
             match self.renew_once() {
                 Ok(true) => last_ok = Instant::now(),
                 Ok(false) => return,
                 Err(e) => {
+                    failed = true;
+                    log::debug!(
+                        "{}: lease renewal failed ({e}); trying again soon",
+                        self.path
+                    );
                     if last_ok.elapsed() > Duration::from_millis(lease_ms) {
                         log::warn!(
                             "{}: lease not renewed for {:.0} s ({e}); another opener may take the volume over with force, which fences this process",
@@ -407,6 +415,19 @@ impl Lease {
             log::warn!("{}: could not remove the lease at close: {e}", self.path);
         }
     }
+}
+
+/// How often a lease of `lease_ms` is renewed, and how soon a failed renewal
+/// is tried again. Every half of the lease: each renewal is a file write
+/// through the Ozone client, the largest part of an idle target's cost
+/// (docs/performance.md "Idle, profiled"). A failed renewal is tried again
+/// every twentieth of the lease (at least 100 ms, at most 2 s), so a renewal
+/// lost to a passing fault still leaves most of the second half.
+fn renew_periods(lease_ms: u64) -> (Duration, Duration) {
+    (
+        Duration::from_millis((lease_ms / 2).max(100)),
+        Duration::from_millis((lease_ms / 20).clamp(100, 2_000)),
+    )
 }
 
 /// What a writable open gets from taking the lease: the lease (renewing),
