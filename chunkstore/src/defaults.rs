@@ -56,8 +56,8 @@ pub const MAX_JOURNAL_STREAMS: usize = 8;
 /// among many writes). `OZBD_GATHER=0` turns gathering off for experiments.
 pub const DEFAULT_GATHER_MIN_CHUNK: u64 = 4 << 20;
 /// How long a writer's lease on a volume lasts without renewal (it renews
-/// every half of that, and retries a failed renewal within a twentieth). A second opener is refused while the lease is
-/// fresh; after it expires, `force` takes the volume over. Safety does not
+/// every half of that, and retries a failed renewal within a twentieth). A
+/// second opener is refused while the lease is fresh; after it expires, `force` takes the volume over. Safety does not
 /// depend on it (every open fences the previous holder; see docs/design.md
 /// "Exclusive open and fencing"), only how soon a dead holder can be replaced.
 /// 30 s, not less: each renewal is a file write through the Ozone client,

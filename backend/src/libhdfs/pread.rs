@@ -45,7 +45,7 @@ const DIRECT_PREAD: i32 = 1 << 1;
 static LOGGED_FALLBACK: AtomicBool = AtomicBool::new(false);
 
 /// How a read was done.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy)]
 pub(super) enum Via {
     /// Straight into the caller's buffer.
     Direct,

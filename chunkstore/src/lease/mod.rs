@@ -318,7 +318,7 @@ impl Lease {
     }
 
     /// Start renewing: every half of the lease length, and after a failed
-    /// renewal again soon (`retry_after`) until one succeeds.
+    /// renewal again soon until one succeeds (`renew_periods`).
     pub(crate) fn start(self: &Arc<Self>) -> Result<()> {
         let me = self.clone();
         let h = std::thread::Builder::new()
@@ -333,7 +333,7 @@ impl Lease {
         let lease_ms = self.record().lease_ms;
         let (every, retry) = renew_periods(lease_ms);
         let mut last_ok = Instant::now();
-        let mut failed = false;
+        let mut failed = false; // the last renewal failed: retry soon
         loop {
             {
                 let (m, cv) = &*self.state;
@@ -353,12 +353,13 @@ impl Lease {
                     return;
                 }
             }
-            failed = false;
-            match self.renew_once() {
-                Ok(true) => last_ok = Instant::now(),
+            failed = match self.renew_once() {
+                Ok(true) => {
+                    last_ok = Instant::now();
+                    false
+                }
                 Ok(false) => return,
                 Err(e) => {
-                    failed = true;
                     log::debug!(
                         "{}: lease renewal failed ({e}); trying again soon",
                         self.path
@@ -370,8 +371,9 @@ impl Lease {
                             last_ok.elapsed().as_secs_f64()
                         );
                     }
+                    true
                 }
-            }
+            };
         }
     }
 
