@@ -7,6 +7,9 @@
 #   durable    --blockCacheWriteDelay=0 --blockCacheSync: durable when acknowledged
 #   nocache    --blockCacheSize=0: no block cache, so every read goes to S3: the peer of the
 #              module's cold rows (cache_mb=0); meant for the read workloads (S3B_WORKLOADS)
+#   smallcache durable, with a block cache of S3B_CACHE_BLOCKS blocks (default 16: 64 MiB), less
+#              than the volume: the peer of the module with a cache_mb smaller than the volume
+#              (a volume larger than the local cache, as most are); meant for the read workloads
 # Pure read workloads start on a fresh mount (empty block cache, like the module's cache_mb=0);
 # every block is written once before the workloads (s3backer reads absent blocks as zeros locally).
 # One JSON object per workload on stdout; progress on stderr.
@@ -17,14 +20,17 @@
 # Never: starts or stops the gateway or the cluster, unmounts anything it did not mount, kills a
 #        process it did not start, installs anything except `apt-get install s3backer` when the
 #        binary is missing (S3B_NO_INSTALL=1 turns that off).
-# Usage: bench/s3backer.sh writeback|durable|nocache
+# Usage: bench/s3backer.sh writeback|durable|nocache|smallcache
 # Env:   OZONE_S3_ENDPOINT (scripts/ozone-local env prints it while s3g runs), S3B_SIZE_MB (volume
 #        size, default 256), S3B_TIME (s per workload, default 20), S3B_WORK (default a mktemp dir),
 #        S3B_WORKLOADS ("name rw bs qd [rwmixread]" lines, default: bench/run's list),
-#        S3B_CPU_PIDS (extra pids whose CPU counts, e.g. the gateway JVM).
+#        S3B_CPU_PIDS (extra pids whose CPU counts, e.g. the gateway JVM), S3B_CACHE_BLOCKS
+#        (smallcache's block cache, in 4 MiB blocks, default 16).
 set -euo pipefail
-mode=${1:?usage: $0 writeback|durable|nocache}
-case $mode in writeback | durable | nocache) ;; *) echo "usage: $0 writeback|durable|nocache" >&2; exit 2 ;; esac
+mode=${1:?usage: $0 writeback|durable|nocache|smallcache}
+case $mode in writeback | durable | nocache | smallcache) ;; *) echo "usage: $0 writeback|durable|nocache|smallcache" >&2; exit 2 ;; esac
+cache_blocks=${S3B_CACHE_BLOCKS:-16}
+[[ $cache_blocks =~ ^[1-9][0-9]*$ ]] || { echo "S3B_CACHE_BLOCKS must be a positive number of 4 MiB blocks, not '$cache_blocks'" >&2; exit 2; }
 ep=${OZONE_S3_ENDPOINT:?no OZONE_S3_ENDPOINT: start the gateway (scripts/ozone-local s3g start) and eval its env}
 size_mb=${S3B_SIZE_MB:-256}
 t=${S3B_TIME:-20}
@@ -63,6 +69,7 @@ flags=(--blockSize=4M "--size=${size_mb}M" "--baseURL=${ep%/}/" --accessId=x --a
 base_flags=("${flags[@]}")
 [[ $mode == durable ]] && flags+=(--blockCacheWriteDelay=0 --blockCacheSync)
 [[ $mode == nocache ]] && flags+=(--blockCacheSize=0)
+[[ $mode == smallcache ]] && flags+=(--blockCacheWriteDelay=0 --blockCacheSync "--blockCacheSize=$cache_blocks")
 mkdir -p "$mnt"
 s3b_pid=""
 unmount_s3b() { # unmount ours and wait for our s3backer to finish flushing and exit
