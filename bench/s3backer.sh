@@ -67,9 +67,9 @@ code=$(curl -s -o "$S3B_WORK/mkbucket.out" -w '%{http_code}' -m 60 --aws-sigv4 "
 flags=(--blockSize=4M "--size=${size_mb}M" "--baseURL=${ep%/}/" --accessId=x --accessKey=y
   --listBlocks --force --prefix=vol/)
 base_flags=("${flags[@]}")
-[[ $mode == durable ]] && flags+=(--blockCacheWriteDelay=0 --blockCacheSync)
+[[ $mode == durable || $mode == smallcache ]] && flags+=(--blockCacheWriteDelay=0 --blockCacheSync)
 [[ $mode == nocache ]] && flags+=(--blockCacheSize=0)
-[[ $mode == smallcache ]] && flags+=(--blockCacheWriteDelay=0 --blockCacheSync "--blockCacheSize=$cache_blocks")
+[[ $mode == smallcache ]] && flags+=("--blockCacheSize=$cache_blocks")
 mkdir -p "$mnt"
 s3b_pid=""
 unmount_s3b() { # unmount ours and wait for our s3backer to finish flushing and exit
