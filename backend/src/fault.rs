@@ -173,6 +173,10 @@ impl Backend for FaultBackend {
         self.check(OpKind::Put, "put", path)?;
         self.inner.put(path, data)
     }
+    fn put_in_dir(&self, path: &str, data: &[u8]) -> Result<bool> {
+        self.check(OpKind::Put, "put", path)?;
+        self.inner.put_in_dir(path, data)
+    }
     fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
         self.check(OpKind::Delete, "delete", path)?;
         self.inner.delete(path, recursive)

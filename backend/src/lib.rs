@@ -124,6 +124,18 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// new content, never a mix. When it returns Ok the new content is durable.
     fn put(&self, path: &str, data: &[u8]) -> Result<()>;
 
+    /// `put`, into a directory that must already exist. Ok(true) when the
+    /// backend kept the promise that makes a fencing rename safe: it created
+    /// no directory, and the put took effect only if the file's directory
+    /// still existed at the instant it committed (so a put that raced a rename
+    /// of any directory above the file either fails or landed before the
+    /// rename). `NotFound` when the directory is missing; nothing is written.
+    /// Ok(false): the backend cannot promise that and did a plain `put` (the
+    /// default), which may have created the directory.
+    fn put_in_dir(&self, path: &str, data: &[u8]) -> Result<bool> {
+        self.put(path, data).map(|()| false)
+    }
+
     /// Delete a file (or a directory, with `recursive`). Ok(false) when absent.
     fn delete(&self, path: &str, recursive: bool) -> Result<bool>;
 

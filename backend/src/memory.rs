@@ -227,6 +227,24 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    /// Checked and written under one lock: the directory exists at the
+    /// instant the file commits.
+    fn put_in_dir(&self, path: &str, data: &[u8]) -> Result<bool> {
+        let path = normalize(path);
+        let mut nodes = self.lock();
+        if let Some(p) = parent(&path) {
+            if p != "/" && !matches!(nodes.get(p), Some(Node::Dir)) {
+                return Err(BackendError::NotFound { path: path.clone() });
+            }
+        }
+        if let Some(Node::Dir) = nodes.get(&path) {
+            return Err(BackendError::io("put", &path, 21, "is a directory"));
+        }
+        self.mtime_map().insert(path.clone(), now_ms());
+        nodes.insert(path, Node::File(Arc::new(data.to_vec())));
+        Ok(true)
+    }
+
     fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
         let path = normalize(path);
         let mut nodes = self.lock();
@@ -356,6 +374,20 @@ impl Backend for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn put_in_dir_creates_no_directory() {
+        let b = MemoryBackend::new();
+        assert!(matches!(
+            b.put_in_dir("/v/d/f", b"x"),
+            Err(BackendError::NotFound { .. })
+        ));
+        assert!(b.stat("/v").unwrap().is_none(), "no directory made");
+        b.mkdirs("/v/d").unwrap();
+        assert!(b.put_in_dir("/v/d/f", b"xy").unwrap());
+        assert_eq!(b.stat("/v/d/f").unwrap().unwrap().len, 2);
+        assert!(b.put_in_dir("/top", b"z").unwrap(), "a file at the root");
+    }
 
     #[test]
     fn put_read_list_delete() {

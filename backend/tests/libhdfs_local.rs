@@ -32,6 +32,18 @@ fn local_contract() {
     basic_contract(&be, &base);
 }
 
+/// file:// cannot promise what `put_in_dir` promises (its temporary file
+/// would recreate the directory): it says so and does a plain put.
+#[test]
+fn local_put_in_dir_is_a_plain_put() {
+    let Some((be, base)) = local() else { return };
+    let f = join(&base, "d/f");
+    assert!(!be.put_in_dir(&f, b"abc").expect("put_in_dir"));
+    let mut buf = [0u8; 8];
+    assert_eq!(be.read_at(&f, 0, &mut buf).expect("read"), 3);
+    be.delete(&base, true).expect("clean up");
+}
+
 /// The engine starts its JVM without the perf-data sampler (no hsperfdata
 /// file, no 50 ms wakeups), unless the user's LIBHDFS_OPTS asks for it.
 #[test]

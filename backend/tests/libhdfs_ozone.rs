@@ -612,3 +612,67 @@ fn ozone_rename_keeps_the_mtime() {
         "the OM now stamps a renamed key: the lease could renew by rename"
     );
 }
+
+/// `put_in_dir` creates no directory, and a put whose directory (or one
+/// above it) is renamed between its create and its commit fails and leaves
+/// no file anywhere: the engine's fencing of chunk puts rests on this
+/// (chunkstore `lease/fence.rs`).
+#[test]
+fn ozone_put_in_dir_never_outlives_its_directory() {
+    let Some((be, b)) = ozone("ozone_put_in_dir_never_outlives_its_directory") else {
+        return;
+    };
+    let root = join(&b, "e1");
+    let dir = join(&root, "chunks");
+    be.mkdirs(&dir).expect("mkdirs");
+    let f = join(&dir, "c0");
+    let v1 = pattern(5 << 20, 1);
+    let v2 = pattern(4 << 20, 2);
+    assert!(
+        be.put_in_dir(&f, &v1)
+            .expect("put into an existing directory"),
+        "ofs keeps the put_in_dir promise"
+    );
+    assert!(be.put_in_dir(&f, &v2).expect("overwrite"));
+    let mut buf = vec![0u8; 6 << 20];
+    let n = be.read_at(&f, 0, &mut buf).expect("read");
+    assert_eq!(&buf[..n], &v2[..], "the overwrite's content");
+
+    // A missing directory: NotFound, and it stays missing.
+    let missing = join(&b, "gone/chunks");
+    match be.put_in_dir(&join(&missing, "c0"), b"x") {
+        Err(BackendError::NotFound { .. }) => {}
+        r => panic!("put_in_dir into a missing directory: {r:?}"),
+    }
+    assert!(be.stat(&join(&b, "gone")).expect("stat").is_none());
+
+    // The fencing move: the root above the file's directory is renamed after
+    // the create and before the commit.
+    for (moved, to) in [(&root, join(&b, "e2")), (&dir, join(&root, "moved"))] {
+        let g = join(&dir, "c1");
+        let mut renamed = false;
+        let r = be.put_in_dir_with(&g, &v1, &mut || {
+            be.rename(moved, &to)
+                .expect("rename between create and commit");
+            renamed = true;
+        });
+        assert!(renamed);
+        assert!(r.is_err(), "a put committed after {moved} moved: {r:?}");
+        eprintln!("put after {moved} moved: {r:?}");
+        assert!(
+            be.stat(&g).expect("stat").is_none(),
+            "nothing at the old path"
+        );
+        let moved_file = join(&to, &g[moved.len() + 1..]);
+        assert!(
+            be.stat(&moved_file).expect("stat").is_none(),
+            "nothing under the new name {moved_file}"
+        );
+        assert!(
+            be.stat(moved).expect("stat").is_none(),
+            "{moved} was not recreated"
+        );
+        be.rename(&to, moved).expect("move back");
+    }
+    be.delete(&b, true).unwrap();
+}

@@ -12,6 +12,8 @@
 //! invalidated; reads fill the cache only while the version has not moved),
 //! and checking every byte read from a chunk against the chunk's checksum
 //! trailer (sums.rs) before anyone sees it, sealing every chunk put with one;
+//! putting chunks with `put_in_dir` (no directory created, so the backend
+//! fences the put itself and no marker check follows it);
 //! the volume's size (one atomic, read by every request) and the rest of its
 //! superblock as last written, and growing the chunk maps when the volume
 //! grows. A chunk is sealed at the length its index has when it is written,
@@ -21,7 +23,8 @@
 //! as zeros, past the volume's end it is never read.
 //! Must never: return or cache bytes that failed (or skipped) verification
 //! on a volume with checksums, retry or sleep (one attempt per call; the scheduler decides
-//! whether and when to try again), commit an update that mixes old and new
+//! whether and when to try again; the one exception: a chunk put into a
+//! missing chunk directory, tried again once after making it), commit an update that mixes old and new
 //! data (every update is one atomic backend `put` or `delete`, so repeating it
 //! is idempotent), or trust the map after a failed commit without asking the
 //! backend.
@@ -674,7 +677,7 @@ impl ChunkIo {
             State::Data(mut v) if v.iter().any(|&b| b != 0) => {
                 Counters::bump(&counters.chunk_puts);
                 let sums = self.summer.seal(c, &mut v);
-                let r = self.backend.put(&path, &v);
+                let r = self.put_chunk(&path, &v);
                 self.changed(c, lo, hi);
                 if let Err(e) = r {
                     self.after_failed_update(c, counters);
@@ -701,6 +704,26 @@ impl ChunkIo {
             }
         }
         Ok(())
+    }
+
+    /// Put a chunk into its directory without creating the directory: the
+    /// backend then fences the put itself (it commits only while the epoch
+    /// root's path resolves), so no marker check follows it. A missing
+    /// directory (removed by hand while this holder still owns the volume:
+    /// a fenced holder gets `Fenced` here, not NotFound) is made again, and
+    /// the put retried once.
+    fn put_chunk(&self, path: &str, data: &[u8]) -> ozbd_backend::Result<()> {
+        match self.backend.put_in_dir(path, data) {
+            Err(BackendError::NotFound { .. }) => {
+                log::warn!(
+                    "{}: the chunk directory is missing: making it again",
+                    self.chunk_dir
+                );
+                self.backend.mkdirs(&self.chunk_dir)?;
+                self.backend.put_in_dir(path, data).map(|_| ())
+            }
+            r => r.map(|_| ()),
+        }
     }
 
     /// Record the outcome of an update the backend confirmed.

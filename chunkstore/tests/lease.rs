@@ -134,7 +134,12 @@ fn an_expired_lease_is_taken_over_only_with_force_and_the_old_holder_is_fenced()
         b.flush().unwrap();
 
         // The former holder: every write fails with ESTALE, whichever path
-        // it takes (journal, whole chunk, unmap), and so does flush.
+        // it takes (journal, whole chunk, unmap), and so does flush. First a
+        // whole chunk it has not touched since the takeover: its put reads
+        // nothing first, and no marker check follows it (`put_in_dir`), so
+        // only the put itself can refuse it.
+        let e = a.write(3 << 20, &vec![9u8; 1 << 20]).unwrap_err();
+        assert_eq!(e.errno(), 116, "ESTALE, {journal:?}: {e}");
         let e = a.write(0, &[9u8; BS]).unwrap_err();
         assert_eq!(e.errno(), 116, "ESTALE, {journal:?}: {e}");
         assert!(e.to_string().contains("another opener took it over"), "{e}");
@@ -151,6 +156,7 @@ fn an_expired_lease_is_taken_over_only_with_force_and_the_old_holder_is_fenced()
         let c = Volume::open(be, &uri(), &opts(journal, 15_000, false)).unwrap();
         assert_eq!(read_block(&c, 0), vec![2u8; BS], "{journal:?}");
         assert_eq!(read_block(&c, 2 * BS as u64), vec![3u8; BS], "{journal:?}");
+        assert_eq!(read_block(&c, 3 << 20), vec![0u8; BS], "{journal:?}");
     }
 }
 

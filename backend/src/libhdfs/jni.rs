@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //! JNI helpers for the calls libhdfs has no function for (bucket layout, the
-//! client configuration).
+//! client configuration, a put that creates no directory).
 //!
 //! Owns: this thread's `JNIEnv` (from libhdfs's `getJNIEnv`, which attaches the
 //! thread and detaches it at thread exit, as every libhdfs call does), method
@@ -287,6 +287,112 @@ impl Jni {
             }
         }
         Ok(out)
+    }
+
+    /// `new <class>(s)`: an instance by the constructor taking one String.
+    pub(super) unsafe fn new_with_string(
+        &self,
+        class_name: &CStr,
+        s: &str,
+    ) -> std::result::Result<jni::jobject, JavaError> {
+        let class = jfn!(self, FindClass)?(self.env, class_name.as_ptr());
+        if class.is_null() {
+            let t = self.clear();
+            return Err(self.describe(t));
+        }
+        let ctor = jfn!(self, GetMethodID)?(
+            self.env,
+            class,
+            c"<init>".as_ptr(),
+            c"(Ljava/lang/String;)V".as_ptr(),
+        );
+        if ctor.is_null() {
+            let t = self.clear();
+            return Err(self.describe(t));
+        }
+        let arg = [jni::jvalue {
+            l: self.new_string(s)?,
+        }];
+        let obj = jfn!(self, NewObjectA)?(self.env, class, ctor, arg.as_ptr());
+        let t = self.clear();
+        if !t.is_null() || obj.is_null() {
+            return Err(self.describe(t));
+        }
+        Ok(obj)
+    }
+
+    /// `obj.name(args)` for an instance method returning void.
+    pub(super) unsafe fn call_void(
+        &self,
+        obj: jni::jobject,
+        name: &CStr,
+        sig: &CStr,
+        args: &[jni::jvalue],
+    ) -> std::result::Result<(), JavaError> {
+        let get_class = jfn!(self, GetObjectClass)?;
+        let get_method = jfn!(self, GetMethodID)?;
+        let call = jfn!(self, CallVoidMethodA)?;
+        if obj.is_null() {
+            return Err(JavaError::msg(format!(
+                "{}() on a null object",
+                name.to_string_lossy()
+            )));
+        }
+        let class = get_class(self.env, obj);
+        if class.is_null() {
+            let t = self.clear();
+            return Err(self.describe(t));
+        }
+        let method = get_method(self.env, class, name.as_ptr(), sig.as_ptr());
+        if method.is_null() {
+            let t = self.clear();
+            return Err(self.describe(t));
+        }
+        call(self.env, obj, method, args.as_ptr());
+        let t = self.clear();
+        if t.is_null() {
+            Ok(())
+        } else {
+            Err(self.describe(t))
+        }
+    }
+
+    /// `out.write(bytes)` on a `java.io.OutputStream`, in pieces of at most
+    /// `piece` bytes, each copied into a Java array that is released after
+    /// its write (as libhdfs's `hdfsWrite` does).
+    pub(super) unsafe fn write_bytes(
+        &self,
+        out: jni::jobject,
+        data: &[u8],
+        piece: usize,
+    ) -> std::result::Result<(), JavaError> {
+        let new_array = jfn!(self, NewByteArray)?;
+        let set_region = jfn!(self, SetByteArrayRegion)?;
+        let del = jfn!(self, DeleteLocalRef)?;
+        for p in data.chunks(piece.max(1)) {
+            let len = jni::jsize::try_from(p.len())
+                .map_err(|_| JavaError::msg("a write piece does not fit a Java array"))?;
+            let arr = new_array(self.env, len);
+            if arr.is_null() {
+                let t = self.clear();
+                return Err(self.describe(t));
+            }
+            set_region(self.env, arr, 0, len, p.as_ptr().cast::<jni::jbyte>());
+            let t = self.clear();
+            if !t.is_null() {
+                del(self.env, arr);
+                return Err(self.describe(t));
+            }
+            let args = [
+                jni::jvalue { l: arr },
+                jni::jvalue { i: 0 },
+                jni::jvalue { i: len },
+            ];
+            let r = self.call_void(out, c"write", c"([BII)V", &args);
+            del(self.env, arr);
+            r?;
+        }
+        Ok(())
     }
 
     /// Run `f` inside a fresh local frame; every local reference created in it

@@ -13,6 +13,7 @@
 //! |---|---|
 //! | `mod.rs` | connect, the `Backend` impl, paths and URIs |
 //! | `stream.rs` | open files: read, write, commit (close), abandon |
+//! | `put_in_dir.rs` | a put that creates no directory (`createNonRecursive`, through JNI) |
 //! | `append.rs` | append files with hsync (journal segments) |
 //! | `reader.rs` | positional reads of an open file; `Backend::open_read` handles |
 //! | `error.rs` | errno and Java exception → `BackendError` classification |
@@ -102,6 +103,7 @@ mod jni;
 mod jvm;
 mod layout;
 mod pread;
+mod put_in_dir;
 mod reader;
 mod stream;
 
@@ -480,6 +482,10 @@ impl Backend for LibhdfsBackend {
             Scheme::Ofs => self.put_ofs(path, data),
             Scheme::Local => self.put_local(path, data),
         }
+    }
+
+    fn put_in_dir(&self, path: &str, data: &[u8]) -> Result<bool> {
+        self.put_in_dir_impl(path, data)
     }
 
     fn delete(&self, path: &str, recursive: bool) -> Result<bool> {

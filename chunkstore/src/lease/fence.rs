@@ -4,7 +4,9 @@
 //!
 //! Owns: `FencedBackend`, which passes every call through and then checks
 //! the epoch's marker (layout.rs) after each put, delete, rename, mkdirs and
-//! hsync, and after any answer that a file is absent. The OM orders the
+//! hsync, and after any answer that a file is absent; except after a
+//! `put_in_dir` the backend fenced itself (Ok(true): no directory created,
+//! committed only while the directory's path resolved). The OM orders the
 //! marker check after the change: if the marker is still there, the change
 //! happened before any later opener's fencing move, so that opener sees it.
 //! Once the marker is gone the wrapper fails every call with `Fenced`, for
@@ -119,6 +121,18 @@ impl Backend for FencedBackend {
         self.precheck(path)?;
         let r = self.inner.put(path, data);
         self.after(path, r)
+    }
+    /// No marker check after a put the backend fenced itself: it created no
+    /// directory and committed only while the file's directory still had its
+    /// path, so it landed before any later fencing rename of the root, where
+    /// the next holder finds it. A failure, or a plain put, is confirmed as
+    /// usual.
+    fn put_in_dir(&self, path: &str, data: &[u8]) -> Result<bool> {
+        self.precheck(path)?;
+        match self.inner.put_in_dir(path, data) {
+            Ok(true) => Ok(true),
+            r => self.after(path, r),
+        }
     }
     fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
         self.precheck(path)?;

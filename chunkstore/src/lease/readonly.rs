@@ -29,6 +29,9 @@ impl Backend for ReadOnlyBackend {
     fn put(&self, path: &str, _: &[u8]) -> Result<()> {
         Err(refused("put", path))
     }
+    fn put_in_dir(&self, path: &str, _: &[u8]) -> Result<bool> {
+        Err(refused("put", path))
+    }
     fn delete(&self, path: &str, _: bool) -> Result<bool> {
         Err(refused("delete", path))
     }
