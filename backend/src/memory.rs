@@ -128,6 +128,23 @@ impl ReadHandle for MemoryReader {
     }
 }
 
+impl MemoryBackend {
+    /// Replace (or create) the file at a normalized `path`, with the nodes locked.
+    fn write_file_locked(
+        &self,
+        nodes: &mut BTreeMap<String, Node>,
+        path: String,
+        data: &[u8],
+    ) -> Result<()> {
+        if let Some(Node::Dir) = nodes.get(&path) {
+            return Err(BackendError::io("put", &path, 21, "is a directory"));
+        }
+        self.mtime_map().insert(path.clone(), now_ms());
+        nodes.insert(path, Node::File(Arc::new(data.to_vec())));
+        Ok(())
+    }
+}
+
 fn mkdirs_locked(nodes: &mut BTreeMap<String, Node>, path: &str) -> Result<()> {
     let mut cur = String::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -219,12 +236,7 @@ impl Backend for MemoryBackend {
         if let Some(p) = parent(&path) {
             mkdirs_locked(&mut nodes, p)?;
         }
-        if let Some(Node::Dir) = nodes.get(&path) {
-            return Err(BackendError::io("put", &path, 21, "is a directory"));
-        }
-        self.mtime_map().insert(path.clone(), now_ms());
-        nodes.insert(path, Node::File(Arc::new(data.to_vec())));
-        Ok(())
+        self.write_file_locked(&mut nodes, path, data)
     }
 
     /// Checked and written under one lock: the directory exists at the
@@ -237,12 +249,8 @@ impl Backend for MemoryBackend {
                 return Err(BackendError::NotFound { path: path.clone() });
             }
         }
-        if let Some(Node::Dir) = nodes.get(&path) {
-            return Err(BackendError::io("put", &path, 21, "is a directory"));
-        }
-        self.mtime_map().insert(path.clone(), now_ms());
-        nodes.insert(path, Node::File(Arc::new(data.to_vec())));
-        Ok(true)
+        self.write_file_locked(&mut nodes, path, data)
+            .map(|()| true)
     }
 
     fn delete(&self, path: &str, recursive: bool) -> Result<bool> {

@@ -29,8 +29,7 @@ use std::ffi::CStr;
 use hdfs_sys as ffi;
 use jni_sys as jni;
 
-use super::error::TLS_READY;
-use super::jni::{getJNIEnv, JavaError, Jni};
+use super::jni::{JavaError, Jni};
 use crate::ClientSetting;
 
 /// `ClientSetting::source` when the engine's default applies.
@@ -72,17 +71,6 @@ fn user_source(sources: &[Option<String>]) -> Option<String> {
         .cloned()
 }
 
-/// This thread's JNIEnv through libhdfs (which attaches the thread).
-fn thread_jni() -> std::result::Result<Jni, JavaError> {
-    // SAFETY: the JVM runs (connect started it); libhdfs attaches this thread.
-    let env = unsafe { getJNIEnv() };
-    if env.is_null() {
-        return Err(JavaError::msg("no JNIEnv on this thread"));
-    }
-    TLS_READY.with(|r| r.set(true));
-    Ok(Jni { env })
-}
-
 /// `conf.get(key)` on a Hadoop `Configuration`; `args` holds the key as a Java string.
 ///
 /// # Safety
@@ -107,7 +95,7 @@ type FileAnswer = (Vec<Option<String>>, Option<String>);
 /// For each key, its [`FileAnswer`] in a fresh configuration that loads the
 /// files the client will load; with the name of the configuration class used.
 fn file_sources(keys: &[&str]) -> std::result::Result<(String, Vec<FileAnswer>), JavaError> {
-    let jni = thread_jni()?;
+    let jni = Jni::this_thread()?;
     // SAFETY: `env` is this thread's; all local references die with the
     // frames and every exception is cleared.
     unsafe {
@@ -209,7 +197,7 @@ pub(super) fn live_values(
     fs: ffi::hdfsFS,
     keys: &[&str],
 ) -> std::result::Result<Vec<Option<String>>, JavaError> {
-    let jni = thread_jni()?;
+    let jni = Jni::this_thread()?;
     // SAFETY: `env` is this thread's; `fs` is a global reference to the live
     // FileSystem; all local references die with the frames and every
     // exception is cleared.

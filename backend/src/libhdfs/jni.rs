@@ -17,7 +17,7 @@ use std::ptr;
 
 use jni_sys as jni;
 
-use super::error::contains_any;
+use super::error::{contains_any, TLS_READY};
 
 extern "C" {
     /// libhdfs (jni_helper.c): this thread's JNIEnv, attaching the thread to
@@ -76,6 +76,17 @@ macro_rules! jfn {
 }
 
 impl Jni {
+    /// This thread's JNIEnv through libhdfs (which attaches the thread).
+    pub(super) fn this_thread() -> std::result::Result<Jni, JavaError> {
+        // SAFETY: the JVM runs (connect started it); libhdfs attaches this thread.
+        let env = unsafe { getJNIEnv() };
+        if env.is_null() {
+            return Err(JavaError::msg("no JNIEnv on this thread"));
+        }
+        TLS_READY.with(|r| r.set(true));
+        Ok(Jni { env })
+    }
+
     /// Clear a pending exception; returns it (a local reference) or null.
     pub(super) unsafe fn clear(&self) -> jni::jthrowable {
         let env = self.env;
@@ -103,12 +114,30 @@ impl Jni {
         sig: &CStr,
         args: &[jni::jvalue],
     ) -> std::result::Result<jni::jobject, jni::jthrowable> {
+        let Some(call) = (**self.env).CallObjectMethodA else {
+            return Err(ptr::null_mut());
+        };
+        let method = self.method(obj, name, sig)?;
+        let r = call(self.env, obj, method, args.as_ptr());
+        let t = self.clear();
+        if t.is_null() {
+            Ok(r)
+        } else {
+            Err(t)
+        }
+    }
+
+    /// The instance method `name` with signature `sig` on `obj`'s own class.
+    /// Err holds the exception thrown (cleared), or null if JNI failed without one.
+    unsafe fn method(
+        &self,
+        obj: jni::jobject,
+        name: &CStr,
+        sig: &CStr,
+    ) -> std::result::Result<jni::jmethodID, jni::jthrowable> {
         let env = self.env;
-        let (Some(get_class), Some(get_method), Some(call)) = (
-            (**env).GetObjectClass,
-            (**env).GetMethodID,
-            (**env).CallObjectMethodA,
-        ) else {
+        let (Some(get_class), Some(get_method)) = ((**env).GetObjectClass, (**env).GetMethodID)
+        else {
             return Err(ptr::null_mut());
         };
         if obj.is_null() {
@@ -122,13 +151,7 @@ impl Jni {
         if method.is_null() {
             return Err(self.clear());
         }
-        let r = call(env, obj, method, args.as_ptr());
-        let t = self.clear();
-        if t.is_null() {
-            Ok(r)
-        } else {
-            Err(t)
-        }
+        Ok(method)
     }
 
     /// The content of a Java string; None if null or on failure (cleared).
@@ -329,25 +352,8 @@ impl Jni {
         sig: &CStr,
         args: &[jni::jvalue],
     ) -> std::result::Result<(), JavaError> {
-        let get_class = jfn!(self, GetObjectClass)?;
-        let get_method = jfn!(self, GetMethodID)?;
         let call = jfn!(self, CallVoidMethodA)?;
-        if obj.is_null() {
-            return Err(JavaError::msg(format!(
-                "{}() on a null object",
-                name.to_string_lossy()
-            )));
-        }
-        let class = get_class(self.env, obj);
-        if class.is_null() {
-            let t = self.clear();
-            return Err(self.describe(t));
-        }
-        let method = get_method(self.env, class, name.as_ptr(), sig.as_ptr());
-        if method.is_null() {
-            let t = self.clear();
-            return Err(self.describe(t));
-        }
+        let method = self.method(obj, name, sig).map_err(|t| self.describe(t))?;
         call(self.env, obj, method, args.as_ptr());
         let t = self.clear();
         if t.is_null() {

@@ -24,8 +24,7 @@
 
 use jni_sys as jni;
 
-use super::error::TLS_READY;
-use super::jni::{getJNIEnv, JavaError, Jni};
+use super::jni::{JavaError, Jni};
 use super::LibhdfsBackend;
 use crate::{BackendError, Result};
 
@@ -109,17 +108,13 @@ impl LibhdfsBackend {
                 ));
             }
         }
-        // SAFETY: the JVM runs (connect started it); libhdfs attaches this thread.
-        let env = unsafe { getJNIEnv() };
-        if env.is_null() {
-            log::warn!(
-                "{}: bucket layout of {path}: no JNIEnv on this thread",
-                self.uri
-            );
-            return Ok(None);
-        }
-        TLS_READY.with(|r| r.set(true));
-        let jni = Jni { env };
+        let jni = match Jni::this_thread() {
+            Ok(j) => j,
+            Err(e) => {
+                log::warn!("{}: bucket layout of {path}: {e}", self.uri);
+                return Ok(None);
+            }
+        };
         // SAFETY: `env` is this thread's; `fs` is a global reference to the live
         // FileSystem (see the Send/Sync note); all local references die with the
         // frame and every exception is cleared.

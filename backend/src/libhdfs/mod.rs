@@ -485,7 +485,7 @@ impl Backend for LibhdfsBackend {
     }
 
     fn put_in_dir(&self, path: &str, data: &[u8]) -> Result<bool> {
-        self.put_in_dir_impl(path, data)
+        self.put_in_dir_with(path, data, &mut || {})
     }
 
     fn delete(&self, path: &str, recursive: bool) -> Result<bool> {

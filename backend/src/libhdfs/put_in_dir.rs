@@ -17,13 +17,11 @@
 
 use jni_sys as jni;
 
-use super::error::{classify, Failure, EINTERNAL, TLS_READY};
-use super::jni::{getJNIEnv, JavaError, Jni};
-use super::{LibhdfsBackend, Scheme};
+use super::error::{classify, Failure, EINTERNAL};
+use super::jni::{JavaError, Jni};
+use super::stream::WRITE_PIECE;
+use super::{c_path, LibhdfsBackend, Scheme};
 use crate::{BackendError, Result};
-
-/// Bytes per Java array handed to `write` (the size `stream.rs` uses).
-const PIECE: usize = 1 << 20;
 
 /// The block size passed to `createNonRecursive`. The ofs client ignores it
 /// (the cluster's `ozone.scm.block.size` decides); Hadoop's signature needs one.
@@ -62,7 +60,7 @@ impl Jni {
             &args,
         )?;
         between();
-        self.write_bytes(out, data, PIECE)?;
+        self.write_bytes(out, data, WRITE_PIECE)?;
         self.call_void(out, c"close", c"()V", &[])
     }
 }
@@ -81,12 +79,7 @@ fn failure(e: &JavaError) -> Failure {
 }
 
 impl LibhdfsBackend {
-    /// `Backend::put_in_dir`.
-    pub(super) fn put_in_dir_impl(&self, path: &str, data: &[u8]) -> Result<bool> {
-        self.put_in_dir_with(path, data, &mut || {})
-    }
-
-    /// `put_in_dir`, running `between` after the create and before the first
+    /// `Backend::put_in_dir`, running `between` after the create and before the first
     /// write: for the contract test that renames the directory in between.
     #[doc(hidden)]
     pub fn put_in_dir_with(
@@ -99,26 +92,9 @@ impl LibhdfsBackend {
             between();
             return self.put_local(path, data).map(|()| false);
         }
-        if path.contains('\0') {
-            return Err(BackendError::io(
-                "put",
-                path,
-                libc::EINVAL,
-                "a path may not contain NUL",
-            ));
-        }
-        // SAFETY: the JVM runs (connect started it); libhdfs attaches this thread.
-        let env = unsafe { getJNIEnv() };
-        if env.is_null() {
-            return Err(BackendError::io(
-                "put",
-                path,
-                libc::EIO,
-                "no JNIEnv on this thread (the JVM could not attach it)",
-            ));
-        }
-        TLS_READY.with(|r| r.set(true));
-        let jni = Jni { env };
+        c_path("put", path)?;
+        let jni = Jni::this_thread()
+            .map_err(|e| BackendError::io("put", path, libc::EIO, e.to_string()))?;
         let fs = self.fs.cast::<jni::_jobject>();
         // SAFETY: `env` is this thread's; `fs` is a global reference to the live
         // FileSystem (see the Send/Sync note in mod.rs); all local references

@@ -21,7 +21,7 @@ use super::{c_path, fsync_dir, jvm, split_parent, LibhdfsBackend, Scheme, TMP_MA
 use crate::{Backend, BackendError, Result};
 
 /// Largest piece handed to one hdfsWrite (each becomes a Java byte[] copy).
-const WRITE_PIECE: usize = 1 << 20;
+pub(super) const WRITE_PIECE: usize = 1 << 20;
 
 /// A file open for reading; closed on drop.
 pub(super) struct ReadFile<'a> {
